@@ -1,0 +1,81 @@
+"""icechunk_fast: transactional, version-controlled storage for Zarr v3 arrays.
+
+The API mirrors Icechunk's, so ``import icechunk_fast as icechunk`` runs code written
+for it::
+
+    import icechunk_fast as ic
+    repo = ic.Repository.create(ic.local_filesystem_storage("/data/repo"))
+    session = repo.writable_session("main")
+    ...  # write through session.store with zarr or xarray
+    session.commit("first")
+"""
+
+from __future__ import annotations
+
+from .config import CachingConfig, CompressionConfig, RepositoryConfig
+from .errors import (
+    AlreadyExistsError,
+    ConflictError,
+    FormatError,
+    IcechunkError,
+    InternalError,
+    InvalidInputError,
+    NodeNotFoundError,
+    NotFoundError,
+    ReadOnlyError,
+    RebaseFailedError,
+    RefNotFoundError,
+    RepositoryNotFoundError,
+    SessionStateError,
+    SnapshotNotFoundError,
+    StorageError,
+)
+from .kernels import HAVE_CYTHON
+from .records import ChunkType, SessionMode, SnapshotInfo, SpecVersion
+from .repository import Repository
+from .session import Session
+from .storage import (
+    InMemoryStorage,
+    LocalFileSystemStorage,
+    Storage,
+    in_memory_storage,
+    local_filesystem_storage,
+)
+from .store import IcechunkStore
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "HAVE_CYTHON",
+    "AlreadyExistsError",
+    "CachingConfig",
+    "ChunkType",
+    "CompressionConfig",
+    "ConflictError",
+    "FormatError",
+    "IcechunkError",
+    "IcechunkStore",
+    "InMemoryStorage",
+    "InternalError",
+    "InvalidInputError",
+    "LocalFileSystemStorage",
+    "NodeNotFoundError",
+    "NotFoundError",
+    "ReadOnlyError",
+    "RebaseFailedError",
+    "RefNotFoundError",
+    "Repository",
+    "RepositoryConfig",
+    "RepositoryNotFoundError",
+    "Session",
+    "SessionMode",
+    "SessionStateError",
+    "SnapshotInfo",
+    "SnapshotNotFoundError",
+    "SpecVersion",
+    "Storage",
+    "StorageError",
+    "__version__",
+    "in_memory_storage",
+    "local_filesystem_storage",
+]

@@ -1,0 +1,363 @@
+"""Pure-NumPy implementation of the manifest kernels.
+
+This module is the fallback for :mod:`icechunk_fast._kernels` (the compiled Cython
+module). Both modules expose the same functions with the same signatures, return
+identical results and raise the same exceptions with the same messages; the test-suite
+checks this. Do not import anything else from ``icechunk_fast`` here.
+
+Coordinates are int64 chunk-grid coordinates stored as C-contiguous arrays of shape
+``(n, ndim)``; "sorted" always means sorted lexicographically, like tuples.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = [
+    "format_chunk_keys",
+    "lookup_coords",
+    "merge_plan",
+    "parse_chunk_keys",
+    "sort_coords",
+]
+
+_INT64_MAX = (1 << 63) - 1
+# Exclusive upper bound a linearized row key may reach (keys live in [0, 2**63)).
+_KEY_LIMIT = 1 << 63
+
+
+# --------------------------------------------------------------------------- helpers
+# (kept textually identical to the helpers in src_cython/_kernels.pyx)
+
+
+def _as_coords(a: ArrayLike, name: str) -> NDArray[np.int64]:
+    arr = np.asarray(a)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array of shape (n, ndim), got shape {arr.shape}")
+    if arr.dtype.kind not in "biu":
+        raise TypeError(f"{name} must have an integer dtype, got {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def _check_same_ndim(a: NDArray[np.int64], b: NDArray[np.int64], na: str, nb: str) -> None:
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(
+            f"{na} and {nb} must have the same number of dimensions, "
+            f"got {a.shape[1]} and {b.shape[1]}"
+        )
+
+
+def _check_zero_dim_unique(a: NDArray[np.int64], name: str) -> None:
+    if a.shape[1] == 0 and a.shape[0] > 1:
+        raise ValueError(f"{name} has ndim 0 and {a.shape[0]} rows; it cannot be unique")
+
+
+def _as_flags(delete: ArrayLike, nc: int) -> NDArray[np.bool_]:
+    arr = np.asarray(delete)
+    if arr.ndim != 1 or arr.shape[0] != nc:
+        raise ValueError(f"delete must be a 1-D array of length {nc}, got shape {arr.shape}")
+    if arr.dtype.kind not in "biu":
+        raise TypeError(f"delete must be a bool or integer array, got {arr.dtype}")
+    if arr.dtype != np.bool_:
+        arr = arr != 0
+    return np.ascontiguousarray(arr, dtype=np.bool_)
+
+
+def _as_buffer(joined: Any) -> bytes:
+    if isinstance(joined, bytes):
+        return joined
+    if isinstance(joined, str):
+        raise TypeError("joined must be a bytes-like object, not str")
+    return bytes(memoryview(joined))
+
+
+def _check_parse_args(n: int, ndim: int, sep: bytes | str, skip: int) -> int:
+    if n < 0:
+        raise ValueError(f"n must be non-negative, got {n}")
+    if ndim < 0:
+        raise ValueError(f"ndim must be non-negative, got {ndim}")
+    if skip < 0:
+        raise ValueError(f"skip must be non-negative, got {skip}")
+    sep_b = sep.encode("ascii") if isinstance(sep, str) else bytes(sep)
+    if len(sep_b) != 1 or sep_b == b"\n" or sep_b.isdigit():
+        raise ValueError(f"sep must be a single non-digit byte other than newline, got {sep!r}")
+    return sep_b[0]
+
+
+def _diagnose_key(key: bytes, ndim: int, sep: int, skip: int) -> str | None:
+    """Return why ``key`` is not a valid chunk key, or None if it is valid."""
+    if len(key) < skip:
+        return f"shorter than the {skip}-byte prefix"
+    body = key[skip:]
+    if ndim == 0:
+        if body:
+            return "expected no coordinates after the prefix"
+        return None
+    fields = body.split(bytes((sep,)))
+    if len(fields) != ndim:
+        return f"expected {ndim} coordinates, found {len(fields)}"
+    for i, field in enumerate(fields):
+        if not field:
+            return f"coordinate {i} is empty"
+        if not field.isdigit():
+            return f"coordinate {i} is not a non-negative decimal integer"
+        if len(field) > 1 and field[0] == 0x30:
+            return f"coordinate {i} has a leading zero"
+        if int(field) > _INT64_MAX:
+            return f"coordinate {i} does not fit in int64"
+    return None
+
+
+def _key_error(data: bytes, start: int, index: int, ndim: int, sep: int, skip: int) -> ValueError:
+    end = data.find(b"\n", start)
+    if end < 0:
+        end = len(data)
+    key = data[start:end]
+    reason = _diagnose_key(key, ndim, sep, skip) or "malformed"
+    text = key.decode("ascii", "backslashreplace")
+    return ValueError(f"invalid chunk key {text!r} at index {index}: {reason}")
+
+
+def _count_error(data: bytes, n: int) -> ValueError:
+    found = data.count(b"\n") + 1 if (data or n) else 0
+    return ValueError(f"expected {n} chunk keys, found {found}")
+
+
+# ----------------------------------------------------------------- row-key encoding
+
+
+def _densify(key: NDArray[np.int64]) -> tuple[NDArray[np.int64], int]:
+    uniq, inverse = np.unique(key, return_inverse=True)
+    return inverse.reshape(-1).astype(np.int64, copy=False), int(uniq.shape[0])
+
+
+def _row_keys(arrays: list[NDArray[np.int64]]) -> list[NDArray[np.int64]]:
+    """Order-preserving int64 keys for the rows of several ``(., d)`` arrays.
+
+    For rows ``r``, ``s`` of any of the arrays, ``key(r) < key(s)`` iff ``r < s``
+    lexicographically, and equal keys mean equal rows. Dimensions are combined in
+    mixed radix (dimension 0 most significant) using the value range of each
+    dimension; when the product no longer fits in 63 bits, dimensions (and the
+    partial key) are replaced by their dense ranks, which always fit.
+    """
+    sizes = [a.shape[0] for a in arrays]
+    total = sum(sizes)
+    d = arrays[0].shape[1]
+    if d == 0 or total == 0:
+        return [np.zeros(s, dtype=np.int64) for s in sizes]
+    stacked = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
+    key = np.zeros(total, dtype=np.int64)
+    bound = 1  # every key value lies in [0, bound)
+    for k in range(d):
+        col = stacked[:, k]
+        lo = int(col.min())
+        extent = int(col.max()) - lo + 1
+        if bound * extent <= _KEY_LIMIT:
+            # col - lo lies in [0, extent) so the wrapping int64 arithmetic is exact.
+            shifted = col - np.int64(lo)
+            key = shifted if bound == 1 else key * np.int64(extent) + shifted
+            bound *= extent
+            continue
+        uniq, ranks = np.unique(col, return_inverse=True)
+        extent = int(uniq.shape[0])
+        if bound * extent > _KEY_LIMIT:
+            key, bound = _densify(key)
+        key = key * np.int64(extent) + ranks.reshape(-1).astype(np.int64, copy=False)
+        bound *= extent
+    out = []
+    offset = 0
+    for s in sizes:
+        out.append(key[offset : offset + s])
+        offset += s
+    return out
+
+
+# ------------------------------------------------------------------------- kernels
+
+
+def lookup_coords(sorted_coords: ArrayLike, queries: ArrayLike) -> NDArray[np.int64]:
+    """Row index of each query in ``sorted_coords`` (sorted, unique), or -1 if absent."""
+    base = _as_coords(sorted_coords, "sorted_coords")
+    q = _as_coords(queries, "queries")
+    _check_same_ndim(base, q, "sorted_coords", "queries")
+    _check_zero_dim_unique(base, "sorted_coords")
+    n = base.shape[0]
+    m = q.shape[0]
+    if n == 0 or m == 0:
+        return np.full(m, -1, dtype=np.int64)
+    kb, kq = _row_keys([base, q])
+    pos = np.minimum(np.searchsorted(kb, kq), n - 1)
+    found = kb[pos] == kq
+    return np.where(found, pos, np.int64(-1)).astype(np.int64, copy=False)
+
+
+def merge_plan(base: ArrayLike, changes: ArrayLike, delete: ArrayLike) -> NDArray[np.int64]:
+    """Permutation of ``concatenate([base, changes])`` rows giving the merged manifest.
+
+    ``base`` and ``changes`` are sorted and unique. A change replaces the equal base
+    row; a change flagged in ``delete`` removes it instead (and produces nothing when
+    there is no equal base row). Values ``< len(base)`` index base rows, values
+    ``>= len(base)`` index change rows offset by ``len(base)``.
+    """
+    b = _as_coords(base, "base")
+    c = _as_coords(changes, "changes")
+    _check_same_ndim(b, c, "base", "changes")
+    _check_zero_dim_unique(b, "base")
+    _check_zero_dim_unique(c, "changes")
+    flags = _as_flags(delete, c.shape[0])
+    nb = b.shape[0]
+    nc = c.shape[0]
+    keep_change = np.flatnonzero(~flags)
+    if nc == 0:
+        return np.arange(nb, dtype=np.int64)
+    if nb == 0:
+        return (keep_change + nb).astype(np.int64, copy=False)
+    kb, kc = _row_keys([b, c])
+    pos = np.searchsorted(kb, kc)
+    pos_c = np.minimum(pos, nb - 1)
+    matched = kb[pos_c] == kc
+    keep_base = np.ones(nb, dtype=np.bool_)
+    keep_base[pos_c[matched]] = False
+    base_idx = np.flatnonzero(keep_base)
+    # Number of surviving base rows before each kept change, plus its rank among
+    # the kept changes, is its slot in the output.
+    before = np.cumsum(keep_base, dtype=np.int64)
+    kept_pos = pos[keep_change]
+    n_before = np.where(kept_pos > 0, before[np.maximum(kept_pos - 1, 0)], 0)
+    slots = n_before + np.arange(keep_change.shape[0], dtype=np.int64)
+    out = np.empty(base_idx.shape[0] + keep_change.shape[0], dtype=np.int64)
+    is_base = np.ones(out.shape[0], dtype=np.bool_)
+    is_base[slots] = False
+    out[slots] = keep_change + nb
+    out[is_base] = base_idx
+    return out
+
+
+def _parse_vectorized(
+    data: bytes, count: int, ndim: int, sep: int, skip: int
+) -> tuple[NDArray[np.int64], int, int]:
+    """Parse the first ``count`` keys of ``data``.
+
+    Returns ``(coords, bad, start)`` where ``bad`` is the index of the first malformed
+    key and ``start`` its offset in ``data``, or ``bad == -1`` if all ``count`` keys are
+    valid (then ``coords`` has shape (count, ndim)).
+    """
+    buf = np.frombuffer(data, dtype=np.uint8)
+    newlines = np.flatnonzero(buf == 0x0A)[: count]
+    ends = np.empty(count, dtype=np.int64)
+    ends[: count - 1] = newlines[: count - 1]
+    ends[count - 1] = newlines[count - 1] if newlines.shape[0] >= count else buf.shape[0]
+    starts = np.empty(count, dtype=np.int64)
+    starts[0] = 0
+    starts[1:] = ends[:-1] + 1
+    bad_key = (ends - starts) < skip
+    empty = np.empty((count, ndim), dtype=np.int64)
+    if ndim == 0:
+        bad_key |= (ends - starts) > skip
+        return _first_bad(empty, bad_key, starts)
+
+    body_start = np.minimum(starts + skip, ends)
+    limit = int(ends[-1])
+    # Work on the first `count` keys followed by a sentinel newline.
+    work = np.empty(limit + 1, dtype=np.uint8)
+    work[:limit] = buf[:limit]
+    work[limit] = 0x0A
+    # +1 where a body starts, -1 where its key ends (indices are unique per array).
+    marker = np.zeros(limit + 2, dtype=np.int8)
+    marker[body_start] += 1
+    marker[ends] -= 1
+    in_body = np.cumsum(marker[: limit + 1], dtype=np.int8) > 0
+    is_sep = (work == sep) & in_body
+    is_digit = (work - np.uint8(0x30)) <= 9
+    invalid_pos = np.flatnonzero(in_body & ~is_sep & ~is_digit)
+    if invalid_pos.shape[0]:
+        bad_key[np.searchsorted(ends, invalid_pos)] = True
+    sep_pos = np.flatnonzero(is_sep)
+    sep_count = np.bincount(np.searchsorted(ends, sep_pos), minlength=count)
+    bad_key |= sep_count != ndim - 1
+
+    # Field boundaries: every in-body separator and every key end, in buffer order.
+    is_delim = is_sep
+    is_delim[ends] = True
+    fend = np.flatnonzero(is_delim)
+    delim_is_end = work[fend] == 0x0A
+    first = np.empty(fend.shape[0], dtype=np.bool_)
+    first[0] = True
+    first[1:] = delim_is_end[:-1]
+    fstart = np.empty(fend.shape[0], dtype=np.int64)
+    fstart[1:] = fend[:-1] + 1
+    fstart[first] = body_start
+    field_key = np.cumsum(first, dtype=np.int64) - 1
+    flen = fend - fstart
+    bad_field = (flen == 0) | (flen > 19)
+    bad_field |= (flen > 1) & (work[np.minimum(fstart, limit)] == 0x30)
+    value = np.zeros(fend.shape[0], dtype=np.uint64)
+    max_len = min(int(flen.max()), 19)
+    ten = np.uint64(10)
+    for j in range(max_len):
+        active = flen > j
+        digit = work[np.where(active, fstart + j, limit)].astype(np.uint64) - np.uint64(0x30)
+        value = np.where(active, value * ten + digit, value)
+    bad_field |= value > np.uint64(_INT64_MAX)
+    bad_key[field_key[bad_field]] = True
+    if bad_key.any():
+        return _first_bad(empty, bad_key, starts)
+    return value.astype(np.int64).reshape(count, ndim), -1, 0
+
+
+def _first_bad(
+    empty: NDArray[np.int64], bad_key: NDArray[np.bool_], starts: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], int, int]:
+    bad = np.flatnonzero(bad_key)
+    if bad.shape[0] == 0:
+        return empty, -1, 0
+    return empty, int(bad[0]), int(starts[bad[0]])
+
+
+def parse_chunk_keys(
+    joined: bytes | bytearray | memoryview, n: int, ndim: int, sep: bytes | str, skip: int
+) -> NDArray[np.int64]:
+    """Parse ``n`` newline-joined chunk keys into an int64 array of shape (n, ndim).
+
+    The first ``skip`` bytes of each key are ignored; the rest must be exactly
+    ``ndim`` canonical non-negative decimal integers (no sign, no leading zeros)
+    separated by the single byte ``sep``. Raises ValueError naming the first
+    malformed key and its index, or if the number of keys is not ``n``.
+    """
+    sep_c = _check_parse_args(n, ndim, sep, skip)
+    data = _as_buffer(joined)
+    if n == 0:
+        if data:
+            raise _count_error(data, n)
+        return np.empty((0, ndim), dtype=np.int64)
+    found = data.count(b"\n") + 1
+    count = min(n, found)
+    coords, bad, start = _parse_vectorized(data, count, ndim, sep_c, skip)
+    if bad >= 0:
+        raise _key_error(data, start, bad, ndim, sep_c, skip)
+    if found != n:
+        raise _count_error(data, n)
+    return coords
+
+
+def format_chunk_keys(coords: ArrayLike, prefix: str, sep: str) -> list[str]:
+    """``[prefix + sep.join(map(str, row)) for row in coords]``."""
+    c = _as_coords(coords, "coords")
+    if not isinstance(prefix, str) or not isinstance(sep, str):
+        raise TypeError("prefix and sep must be str")
+    if c.shape[1] == 0:
+        return [prefix] * c.shape[0]
+    return [prefix + sep.join(map(str, row)) for row in c.tolist()]
+
+
+def sort_coords(coords: ArrayLike) -> NDArray[np.int64]:
+    """Stable permutation sorting the rows of ``coords`` lexicographically."""
+    c = _as_coords(coords, "coords")
+    n, d = c.shape
+    if d == 0 or n <= 1:
+        return np.arange(n, dtype=np.int64)
+    (key,) = _row_keys([c])
+    return np.argsort(key, kind="stable").astype(np.int64, copy=False)

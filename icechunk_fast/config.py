@@ -1,0 +1,166 @@
+"""Repository configuration, persisted in the repository as the ``config`` object.
+
+Every field defaults to ``None``, meaning "the built-in default"; :meth:`merge` lays
+one config over another field by field, which is how a config passed to
+``Repository.open`` combines with the persisted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from typing import Any, Self
+
+from .errors import InvalidInputError
+from .format._json import dumps, loads
+from .format.envelope import ObjectType, decode_object, encode_object
+
+__all__ = ["CachingConfig", "CompressionConfig", "RepositoryConfig"]
+
+CONFIG_KEY = "config"
+
+DEFAULT_INLINE_THRESHOLD = 512
+DEFAULT_MAX_CONCURRENT_REQUESTS = 256
+DEFAULT_COMPRESSION_LEVEL = 3
+DEFAULT_MANIFEST_CACHE_BYTES = 1 << 30
+
+
+class _Mergeable:
+    """Shared behaviour of config dataclasses: merge, dict round trip."""
+
+    def merge(self, other: Self | None) -> Self:
+        """A copy of ``self`` with every field that is set in ``other`` taken from it."""
+        if other is None:
+            return dataclasses.replace(self)  # type: ignore[type-var]
+        values = {}
+        for f in fields(self):  # type: ignore[arg-type]
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            if isinstance(mine, _Mergeable) and isinstance(theirs, _Mergeable):
+                values[f.name] = mine.merge(theirs)
+            else:
+                values[f.name] = theirs if theirs is not None else mine
+        return type(self)(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if value is not None:
+                out[f.name] = value.to_dict() if isinstance(value, _Mergeable) else value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+        values: dict[str, Any] = {}
+        for name, value in data.items():
+            if name not in known:
+                continue  # a field of a newer version: ignore, keep reading
+            sub = _NESTED.get((cls.__name__, name))
+            values[name] = sub.from_dict(value) if sub and value is not None else value
+        return cls(**values)
+
+
+@dataclass(slots=True)
+class CompressionConfig(_Mergeable):
+    """Compression of metadata objects and manifest columns (zstd)."""
+
+    algorithm: str | None = None
+    level: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.algorithm not in (None, "zstd"):
+            raise InvalidInputError(f"unsupported compression algorithm {self.algorithm!r}")
+        if self.level is not None and not (1 <= int(self.level) <= 22):
+            raise InvalidInputError(f"zstd level must be in 1..22, got {self.level}")
+
+
+@dataclass(slots=True)
+class CachingConfig(_Mergeable):
+    """Sizes of the in-memory cache of immutable objects (manifests, snapshots)."""
+
+    num_snapshot_nodes: int | None = None
+    num_chunk_refs: int | None = None
+    num_bytes_chunks: int | None = None
+    num_transaction_changes: int | None = None
+    num_bytes_attributes: int | None = None
+    num_bytes_manifests: int | None = None
+
+
+@dataclass(slots=True)
+class RepositoryConfig(_Mergeable):
+    """Repository-wide settings.
+
+    Parameters
+    ----------
+    inline_chunk_threshold_bytes
+        Chunks of at most this many bytes are stored inside the manifest instead of as
+        objects of their own (default 512).
+    get_partial_values_concurrency
+        How many partial reads one ``get_partial_values`` call runs at once.
+    compression
+        zstd settings for metadata and manifests.
+    max_concurrent_requests
+        Upper bound on concurrent storage requests (default 256).
+    caching
+        Cache sizes.
+    """
+
+    inline_chunk_threshold_bytes: int | None = None
+    get_partial_values_concurrency: int | None = None
+    compression: CompressionConfig | None = None
+    max_concurrent_requests: int | None = None
+    caching: CachingConfig | None = None
+
+    def __post_init__(self) -> None:
+        threshold = self.inline_chunk_threshold_bytes
+        if threshold is not None and (not isinstance(threshold, int) or threshold < 0):
+            raise InvalidInputError(
+                f"inline_chunk_threshold_bytes must be a non-negative int, got {threshold!r}"
+            )
+
+    @classmethod
+    def default(cls) -> RepositoryConfig:
+        """The built-in defaults, spelled out."""
+        return cls(
+            inline_chunk_threshold_bytes=DEFAULT_INLINE_THRESHOLD,
+            get_partial_values_concurrency=10,
+            compression=CompressionConfig("zstd", DEFAULT_COMPRESSION_LEVEL),
+            max_concurrent_requests=DEFAULT_MAX_CONCURRENT_REQUESTS,
+            caching=CachingConfig(num_bytes_manifests=DEFAULT_MANIFEST_CACHE_BYTES),
+        )
+
+    # resolved values, used by the engine
+    @property
+    def inline_threshold(self) -> int:
+        t = self.inline_chunk_threshold_bytes
+        return DEFAULT_INLINE_THRESHOLD if t is None else t
+
+    @property
+    def compression_level(self) -> int:
+        level = self.compression.level if self.compression else None
+        return DEFAULT_COMPRESSION_LEVEL if level is None else int(level)
+
+    @property
+    def manifest_cache_bytes(self) -> int:
+        size = self.caching.num_bytes_manifests if self.caching else None
+        return DEFAULT_MANIFEST_CACHE_BYTES if size is None else int(size)
+
+    def encode(self) -> bytes:
+        return encode_object(ObjectType.CONFIG, dumps(self.to_dict()))
+
+    @classmethod
+    def decode(cls, data: bytes) -> RepositoryConfig:
+        doc = loads(decode_object(data, ObjectType.CONFIG, "config"), "config")
+        try:
+            return cls.from_dict(doc)
+        except (TypeError, ValueError, InvalidInputError) as exc:
+            from .errors import FormatError
+
+            raise FormatError(f"corrupt config: {exc}") from exc
+
+
+_NESTED: dict[tuple[str, str], type[_Mergeable]] = {
+    ("RepositoryConfig", "compression"): CompressionConfig,
+    ("RepositoryConfig", "caching"): CachingConfig,
+}

@@ -1,0 +1,527 @@
+"""Repository: create and open, refs (branches and tags), history, sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from .cache import ByteLRU
+from .config import CONFIG_KEY, RepositoryConfig
+from .errors import (
+    AlreadyExistsError,
+    ConflictError,
+    InvalidInputError,
+    RefNotFoundError,
+    RepositoryNotFoundError,
+    SessionStateError,
+    SnapshotNotFoundError,
+)
+from .format.ids import is_valid_id, new_snapshot_id
+from .format.manifest import ManifestData, manifest_key
+from .format.repo_info import REPO_INFO_KEY, RepoInfo, SnapshotRecord
+from .format.snapshot import Snapshot, snapshot_key
+from .records import SnapshotInfo, SpecVersion
+from .refs import validate_ref_name
+from .session import Session
+from .storage import ObjectNotFoundError, Storage
+from .store import IcechunkStore
+
+__all__ = ["Repository"]
+
+T = TypeVar("T")
+INITIAL_MESSAGE = "Repository initialized"
+MAIN = "main"
+
+
+def _async_twin(method: Callable[..., T], name: str) -> Callable[..., Any]:
+    async def twin(self: Any, *args: Any, **kwargs: Any) -> T:
+        return await asyncio.to_thread(method, self, *args, **kwargs)
+
+    twin.__name__ = twin.__qualname__ = f"{name}_async"
+    twin.__doc__ = f"Async twin of :meth:`{name}` (runs it in a worker thread)."
+    return twin
+
+
+def _resolve_spec_version(spec_version: SpecVersion | int | None) -> int:
+    if spec_version is None:
+        return int(SpecVersion.current())
+    try:
+        return int(SpecVersion(int(spec_version)))
+    except (ValueError, TypeError):
+        raise InvalidInputError(
+            f"unsupported spec_version {spec_version!r}; use SpecVersion.v1 or SpecVersion.v2",
+            kind="unsupported-spec-version",
+        ) from None
+
+
+def _info(record: SnapshotRecord) -> SnapshotInfo:
+    return SnapshotInfo(
+        record.id, record.parent_id, record.written_at, record.message, dict(record.metadata)
+    )
+
+
+class Repository:
+    """A version-controlled collection of Zarr arrays and groups under one storage.
+
+    Create one with :meth:`create`, open an existing one with :meth:`open`. Branches
+    and tags name snapshots; sessions read a snapshot or write on a branch.
+    """
+
+    def __init__(self, storage: Storage, config: RepositoryConfig, spec_version: int) -> None:
+        self._storage = storage
+        self._config = config
+        self._spec_version = spec_version
+        self._manifests: ByteLRU[ManifestData] = ByteLRU(
+            config.manifest_cache_bytes, lambda m: m.nbytes()
+        )
+        self._snapshots: ByteLRU[Snapshot] = ByteLRU(256 << 20, lambda s: 512 * len(s.nodes) + 512)
+
+    # -- construction -------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        storage: Storage,
+        config: RepositoryConfig | None = None,
+        authorize_virtual_chunk_access: dict[str, Any] | None = None,
+        spec_version: SpecVersion | int | None = None,
+    ) -> Repository:
+        """Create a new repository in ``storage`` with one empty snapshot on ``main``.
+
+        Raises
+        ------
+        AlreadyExistsError
+            ``storage`` already holds a repository.
+        """
+        cls._check_storage(storage)
+        version = _resolve_spec_version(spec_version)
+        if storage.exists(REPO_INFO_KEY):
+            raise AlreadyExistsError(
+                f"{storage!r} already holds a repository; use Repository.open",
+                kind="repository-already-exists",
+            )
+        effective = RepositoryConfig.default().merge(config)
+        if config is not None:
+            storage.put(CONFIG_KEY, config.encode())
+        root = Snapshot(new_snapshot_id(), None, datetime.now(UTC), INITIAL_MESSAGE, {})
+        storage.put(snapshot_key(root.id), root.encode(effective.compression_level))
+        record = SnapshotRecord(root.id, None, root.written_at, root.message, {})
+        info = RepoInfo(version, branches={MAIN: root.id}, snapshots={root.id: record})
+        if not storage.put_if_absent(REPO_INFO_KEY, info.encode(effective.compression_level)):
+            raise AlreadyExistsError(
+                f"{storage!r} already holds a repository (created concurrently)",
+                kind="repository-already-exists",
+            )
+        return cls(storage, effective, version)
+
+    @classmethod
+    def open(
+        cls,
+        storage: Storage,
+        config: RepositoryConfig | None = None,
+        authorize_virtual_chunk_access: dict[str, Any] | None = None,
+    ) -> Repository:
+        """Open the repository in ``storage``; ``config`` is laid over the persisted one.
+
+        Raises
+        ------
+        RepositoryNotFoundError
+            No repository there.
+        """
+        cls._check_storage(storage)
+        try:
+            data = storage.get(REPO_INFO_KEY)
+        except ObjectNotFoundError:
+            raise RepositoryNotFoundError(
+                f"no repository in {storage!r}; create one with Repository.create",
+                kind="repository-not-found",
+            ) from None
+        info = RepoInfo.decode(data)
+        persisted = cls.fetch_config(storage) or RepositoryConfig()
+        effective = RepositoryConfig.default().merge(persisted).merge(config)
+        return cls(storage, effective, info.spec_version)
+
+    @classmethod
+    def open_or_create(
+        cls,
+        storage: Storage,
+        config: RepositoryConfig | None = None,
+        authorize_virtual_chunk_access: dict[str, Any] | None = None,
+        create_version: SpecVersion | int | None = None,
+    ) -> Repository:
+        """Open the repository in ``storage``, creating it first if there is none."""
+        if cls.exists(storage):
+            return cls.open(storage, config)
+        try:
+            return cls.create(storage, config, spec_version=create_version)
+        except AlreadyExistsError:  # lost a race with another creator: fine
+            return cls.open(storage, config)
+
+    @staticmethod
+    def exists(storage: Storage) -> bool:
+        """True if ``storage`` holds a repository."""
+        return storage.exists(REPO_INFO_KEY)
+
+    @staticmethod
+    def fetch_config(storage: Storage) -> RepositoryConfig | None:
+        """The config persisted in ``storage``, or None if none was saved."""
+        try:
+            return RepositoryConfig.decode(storage.get(CONFIG_KEY))
+        except ObjectNotFoundError:
+            return None
+
+    @staticmethod
+    def _check_storage(storage: object) -> None:
+        if not isinstance(storage, Storage):
+            raise InvalidInputError(
+                f"expected a Storage (e.g. local_filesystem_storage(path)), got {type(storage).__name__}"
+            )
+
+    def save_config(self) -> None:
+        """Persist this repository's current config in its storage."""
+        self._storage.put(CONFIG_KEY, self._config.encode())
+
+    def reopen(self, config: RepositoryConfig | None = None) -> Repository:
+        """The same repository with ``config`` laid over the current config."""
+        return Repository(self._storage, self._config.merge(config), self._spec_version)
+
+    @property
+    def config(self) -> RepositoryConfig:
+        return self._config
+
+    @property
+    def storage(self) -> Storage:
+        return self._storage
+
+    @property
+    def spec_version(self) -> int:
+        return self._spec_version
+
+    def __repr__(self) -> str:
+        return f"<icechunk_fast.Repository {self._storage!r}>"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Repository, (self._storage, self._config, self._spec_version))
+
+    # -- repo info ------------------------------------------------------------------
+    def _read_info(self) -> RepoInfo:
+        try:
+            return RepoInfo.decode(self._storage.get(REPO_INFO_KEY))
+        except ObjectNotFoundError:
+            raise RepositoryNotFoundError(
+                f"the repository in {self._storage!r} is gone", kind="repository-not-found"
+            ) from None
+
+    def _update_info(self, mutate: Callable[[RepoInfo], T]) -> T:
+        """Apply ``mutate`` to a fresh copy of the repo info and swap it in.
+
+        ``mutate`` may raise to abort. When another writer got in first, the repo info
+        is read again and ``mutate`` re-applied, so updates that do not conflict (another
+        branch moved, a tag was added) never surface as errors.
+        """
+        delay = 0.001
+        level = self._config.compression_level
+        while True:
+            data, version = self._storage.get_with_version(REPO_INFO_KEY)
+            info = RepoInfo.decode(data).copy()
+            result = mutate(info)
+            if self._storage.put_if_match(REPO_INFO_KEY, info.encode(level), version) is not None:
+                return result
+            time.sleep(delay * random.random())
+            delay = min(delay * 2, 0.1)
+
+    def _advance_branch(self, branch: str, expected_parent: str, snapshot: Snapshot) -> None:
+        record = SnapshotRecord(
+            snapshot.id, snapshot.parent_id, snapshot.written_at, snapshot.message, snapshot.metadata
+        )
+
+        def mutate(info: RepoInfo) -> None:
+            actual = info.branches.get(branch)
+            if actual is None:
+                raise RefNotFoundError(f"branch {branch!r} was deleted", kind="branch-not-found")
+            if actual != expected_parent:
+                raise ConflictError(expected_parent=expected_parent, actual_parent=actual)
+            info.snapshots[snapshot.id] = record
+            info.branches[branch] = snapshot.id
+
+        self._update_info(mutate)
+        self._snapshots.put(snapshot.id, snapshot)
+
+    # -- objects --------------------------------------------------------------------
+    def _load_snapshot(self, snapshot_id: str) -> Snapshot:
+        cached = self._snapshots.get(snapshot_id)
+        if cached is not None:
+            return cached
+        try:
+            data = self._storage.get(snapshot_key(snapshot_id))
+        except ObjectNotFoundError:
+            raise SnapshotNotFoundError(
+                f"snapshot {snapshot_id} not found", kind="snapshot-not-found"
+            ) from None
+        snapshot = Snapshot.decode(data, snapshot_id)
+        self._snapshots.put(snapshot_id, snapshot)
+        return snapshot
+
+    def _load_manifest(self, manifest_id: str) -> ManifestData:
+        cached = self._manifests.get(manifest_id)
+        if cached is not None:
+            return cached
+        data = self._storage.get(manifest_key(manifest_id))
+        manifest = ManifestData.decode(data, manifest_id)
+        self._manifests.put(manifest_id, manifest)
+        return manifest
+
+    def _cache_manifest(self, manifest_id: str, manifest: ManifestData) -> None:
+        self._manifests.put(manifest_id, manifest)
+
+    # -- branches -------------------------------------------------------------------
+    def list_branches(self) -> set[str]:
+        """Names of all branches."""
+        return set(self._read_info().branches)
+
+    def lookup_branch(self, branch: str) -> str:
+        """The snapshot id ``branch`` points to."""
+        info = self._read_info()
+        try:
+            return info.branches[branch]
+        except KeyError:
+            raise RefNotFoundError(f"branch {branch!r} not found", kind="branch-not-found") from None
+
+    def create_branch(self, branch: str, snapshot_id: str) -> None:
+        """Create ``branch`` pointing at ``snapshot_id``."""
+        validate_ref_name(branch, "branch")
+
+        def mutate(info: RepoInfo) -> None:
+            if branch in info.branches:
+                raise AlreadyExistsError(
+                    f"branch {branch!r} already exists", kind="branch-already-exists"
+                )
+            self._require_snapshot(info, snapshot_id)
+            info.branches[branch] = snapshot_id
+
+        self._update_info(mutate)
+
+    def reset_branch(
+        self, branch: str, snapshot_id: str, *, from_snapshot_id: str | None = None
+    ) -> None:
+        """Point ``branch`` at ``snapshot_id``.
+
+        With ``from_snapshot_id``, only if the branch still points there (else
+        ``ConflictError``): a compare-and-swap for code that read the branch first.
+        """
+
+        def mutate(info: RepoInfo) -> None:
+            current = info.branches.get(branch)
+            if current is None:
+                raise RefNotFoundError(f"branch {branch!r} not found", kind="branch-not-found")
+            if from_snapshot_id is not None and current != from_snapshot_id:
+                raise ConflictError(expected_parent=from_snapshot_id, actual_parent=current)
+            self._require_snapshot(info, snapshot_id)
+            info.branches[branch] = snapshot_id
+
+        self._update_info(mutate)
+
+    def delete_branch(self, branch: str) -> None:
+        """Delete ``branch`` (``main`` cannot be deleted)."""
+        if branch == MAIN:
+            raise InvalidInputError("the main branch cannot be deleted", kind="cannot-delete-main")
+
+        def mutate(info: RepoInfo) -> None:
+            if info.branches.pop(branch, None) is None:
+                raise RefNotFoundError(f"branch {branch!r} not found", kind="branch-not-found")
+
+        self._update_info(mutate)
+
+    # -- tags -----------------------------------------------------------------------
+    def list_tags(self) -> set[str]:
+        """Names of all tags."""
+        return set(self._read_info().tags)
+
+    def lookup_tag(self, tag: str) -> str:
+        """The snapshot id ``tag`` points to."""
+        try:
+            return self._read_info().tags[tag]
+        except KeyError:
+            raise RefNotFoundError(f"tag {tag!r} not found", kind="tag-not-found") from None
+
+    def create_tag(self, tag: str, snapshot_id: str) -> None:
+        """Create the immutable tag ``tag``; a deleted tag's name can never be reused."""
+        validate_ref_name(tag, "tag")
+
+        def mutate(info: RepoInfo) -> None:
+            if tag in info.tags:
+                raise AlreadyExistsError(f"tag {tag!r} already exists", kind="tag-already-exists")
+            if tag in info.deleted_tags:
+                raise AlreadyExistsError(
+                    f"tag {tag!r} was deleted before; tag names cannot be reused",
+                    kind="tag-previously-deleted",
+                )
+            self._require_snapshot(info, snapshot_id)
+            info.tags[tag] = snapshot_id
+
+        self._update_info(mutate)
+
+    def delete_tag(self, tag: str) -> None:
+        """Delete ``tag``; its name stays reserved forever."""
+
+        def mutate(info: RepoInfo) -> None:
+            if info.tags.pop(tag, None) is None:
+                raise RefNotFoundError(f"tag {tag!r} not found", kind="tag-not-found")
+            info.deleted_tags.add(tag)
+
+        self._update_info(mutate)
+
+    @staticmethod
+    def _require_snapshot(info: RepoInfo, snapshot_id: str) -> None:
+        if snapshot_id not in info.snapshots:
+            raise SnapshotNotFoundError(
+                f"snapshot {snapshot_id!r} not found", kind="snapshot-not-found"
+            )
+
+    # -- history --------------------------------------------------------------------
+    def _resolve(
+        self,
+        info: RepoInfo,
+        branch: str | None,
+        tag: str | None,
+        snapshot_id: str | None,
+    ) -> str:
+        given = [x is not None for x in (branch, tag, snapshot_id)]
+        if sum(given) != 1:
+            raise InvalidInputError("give exactly one of branch, tag or snapshot_id")
+        if branch is not None:
+            if branch not in info.branches:
+                raise RefNotFoundError(f"branch {branch!r} not found", kind="branch-not-found")
+            return info.branches[branch]
+        if tag is not None:
+            if tag not in info.tags:
+                raise RefNotFoundError(f"tag {tag!r} not found", kind="tag-not-found")
+            return info.tags[tag]
+        assert snapshot_id is not None
+        self._require_snapshot(info, snapshot_id)
+        return snapshot_id
+
+    def ancestry(
+        self,
+        *,
+        branch: str | None = None,
+        tag: str | None = None,
+        snapshot_id: str | None = None,
+    ) -> Iterator[SnapshotInfo]:
+        """Snapshots from the given one back to the first, newest first."""
+        info = self._read_info()
+        current: str | None = self._resolve(info, branch, tag, snapshot_id)
+        records = info.snapshots
+        seen = set()
+        while current is not None and current not in seen:
+            seen.add(current)
+            record = records[current]
+            yield _info(record)
+            current = record.parent_id
+
+    def lookup_snapshot(self, snapshot_id: str) -> SnapshotInfo:
+        """The :class:`SnapshotInfo` of ``snapshot_id``."""
+        info = self._read_info()
+        self._require_snapshot(info, snapshot_id)
+        return _info(info.snapshots[snapshot_id])
+
+    # -- sessions -------------------------------------------------------------------
+    def readonly_session(
+        self,
+        branch: str | None = None,
+        *,
+        tag: str | None = None,
+        snapshot_id: str | None = None,
+        as_of: datetime | None = None,
+    ) -> Session:
+        """A read-only session on a branch tip, a tag, a snapshot, or a point in time.
+
+        ``as_of`` (timezone-aware) picks the last snapshot of ``branch`` written at or
+        before that moment.
+        """
+        info = self._read_info()
+        if as_of is not None:
+            if branch is None or tag is not None or snapshot_id is not None:
+                raise InvalidInputError("as_of needs a branch (and no tag or snapshot_id)")
+            if as_of.tzinfo is None:
+                raise InvalidInputError("as_of must be timezone-aware (e.g. datetime.now(UTC))")
+            target = None
+            for snap in self.ancestry(branch=branch):
+                if snap.written_at <= as_of:
+                    target = snap.id
+                    break
+            if target is None:
+                raise SnapshotNotFoundError(
+                    f"no snapshot on branch {branch!r} at or before {as_of.isoformat()}",
+                    kind="no-snapshot-at-time",
+                )
+            snapshot_id, branch = target, None
+        if snapshot_id is not None and not is_valid_id(snapshot_id):
+            raise SnapshotNotFoundError(
+                f"{snapshot_id!r} is not a snapshot id", kind="snapshot-not-found"
+            )
+        target_id = self._resolve(info, branch, tag, snapshot_id)
+        return Session(self, self._load_snapshot(target_id), None, read_only=True)
+
+    def writable_session(self, branch: str) -> Session:
+        """A session that writes on top of the tip of ``branch`` and commits to it."""
+        if not self._storage.supports_conditional_writes:
+            raise SessionStateError(
+                f"{self._storage!r} cannot do conditional writes, so commits would not be "
+                "safe; writable sessions are refused",
+                kind="unsafe-storage",
+            )
+        tip = self.lookup_branch(branch)
+        return Session(self, self._load_snapshot(tip), branch, read_only=False)
+
+    @contextmanager
+    def transaction(
+        self, branch: str, *, message: str, metadata: dict[str, Any] | None = None
+    ) -> Iterator[IcechunkStore]:
+        """``with repo.transaction("main", message=...) as store:`` commits on clean exit.
+
+        On an exception inside the block nothing is committed.
+        """
+        session = self.writable_session(branch)
+        yield session.store
+        session.commit(message, metadata)
+
+    # -- async twins ------------------------------------------------------------------
+    list_branches_async = _async_twin(list_branches, "list_branches")
+    lookup_branch_async = _async_twin(lookup_branch, "lookup_branch")
+    create_branch_async = _async_twin(create_branch, "create_branch")
+    reset_branch_async = _async_twin(reset_branch, "reset_branch")
+    delete_branch_async = _async_twin(delete_branch, "delete_branch")
+    list_tags_async = _async_twin(list_tags, "list_tags")
+    lookup_tag_async = _async_twin(lookup_tag, "lookup_tag")
+    create_tag_async = _async_twin(create_tag, "create_tag")
+    delete_tag_async = _async_twin(delete_tag, "delete_tag")
+    lookup_snapshot_async = _async_twin(lookup_snapshot, "lookup_snapshot")
+    readonly_session_async = _async_twin(readonly_session, "readonly_session")
+    writable_session_async = _async_twin(writable_session, "writable_session")
+    save_config_async = _async_twin(save_config, "save_config")
+
+    @classmethod
+    async def create_async(cls, storage: Storage, *args: Any, **kwargs: Any) -> Repository:
+        """Async twin of :meth:`create`."""
+        return await asyncio.to_thread(cls.create, storage, *args, **kwargs)
+
+    @classmethod
+    async def open_async(cls, storage: Storage, *args: Any, **kwargs: Any) -> Repository:
+        """Async twin of :meth:`open`."""
+        return await asyncio.to_thread(cls.open, storage, *args, **kwargs)
+
+    @classmethod
+    async def open_or_create_async(cls, storage: Storage, *args: Any, **kwargs: Any) -> Repository:
+        """Async twin of :meth:`open_or_create`."""
+        return await asyncio.to_thread(cls.open_or_create, storage, *args, **kwargs)
+
+    @staticmethod
+    async def exists_async(storage: Storage) -> bool:
+        """Async twin of :meth:`exists`."""
+        return await asyncio.to_thread(Repository.exists, storage)
+

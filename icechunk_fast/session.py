@@ -1,0 +1,644 @@
+"""Sessions: a view of one snapshot plus the changes made on top of it.
+
+A session resolves Zarr keys against its snapshot's node table and the change set,
+writes chunks straight to storage as they arrive (so memory stays bounded), and turns
+the change set into new manifests, a transaction log and a snapshot at commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .changeset import ArrayChanges, ChunkKeyFormat, NodeChange
+from .errors import (
+    FormatError,
+    InvalidInputError,
+    ReadOnlyError,
+    SessionStateError,
+)
+from .format.ids import ChunkIdAllocator, new_node_id, new_snapshot_id
+from .format.manifest import INLINE, NATIVE, TOMBSTONE, VIRTUAL, ManifestData, manifest_key
+from .format.snapshot import ManifestRef, NodeSnapshot, Snapshot, snapshot_key
+from .format.transaction_log import TransactionLog, transaction_log_key
+from .keys import METADATA_NAME, node_path_of, store_prefix_of, validate_store_key
+from .manifest import ChunkLocation, chunk_key, lookup_row, merge_changes, resolve
+from .records import SessionMode
+
+if TYPE_CHECKING:
+    from .repository import Repository
+    from .store import IcechunkStore
+
+__all__ = ["Session"]
+
+Window = Callable[[int], tuple[int, int]]
+
+
+@dataclass(slots=True)
+class _ArrayLayout:
+    """What the read and write paths need from an array's ``zarr.json``."""
+
+    key_format: ChunkKeyFormat
+    grid_shape: tuple[int, ...] | None  # None: not a regular grid, bounds unchecked
+
+
+@dataclass(slots=True)
+class _Node:
+    id: str
+    prefix: str
+    node_type: str
+    zarr_metadata: bytes
+    manifests: tuple[ManifestRef, ...]
+    layout: _ArrayLayout | None = None
+
+
+def _parse_metadata(data: bytes) -> dict[str, Any]:
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(
+            f"zarr.json must hold a Zarr v3 JSON document: {exc}", kind="invalid-metadata"
+        ) from exc
+    if not isinstance(doc, dict) or doc.get("zarr_format") != 3:
+        raise InvalidInputError(
+            "zarr.json must be a Zarr v3 document (zarr_format 3); icechunk_fast stores Zarr v3 only",
+            kind="invalid-metadata",
+        )
+    if doc.get("node_type") not in ("group", "array"):
+        raise InvalidInputError(
+            "zarr.json must have node_type 'group' or 'array'", kind="invalid-metadata"
+        )
+    return doc
+
+
+def _layout_of(data: bytes) -> _ArrayLayout:
+    doc = json.loads(data)
+    shape = tuple(int(s) for s in doc.get("shape", ()))
+    encoding = doc.get("chunk_key_encoding") or {"name": "default"}
+    name = encoding.get("name", "default")
+    config = encoding.get("configuration") or {}
+    if name == "default":
+        fmt = ChunkKeyFormat(len(shape), config.get("separator", "/"), True)
+    elif name == "v2":
+        fmt = ChunkKeyFormat(len(shape), config.get("separator", "."), False)
+    else:
+        raise InvalidInputError(f"unsupported chunk_key_encoding {name!r}")
+    grid = doc.get("chunk_grid") or {}
+    grid_shape = None
+    if grid.get("name") == "regular":
+        chunks = tuple(int(c) for c in grid["configuration"]["chunk_shape"])
+        if len(chunks) == len(shape) and all(c > 0 for c in chunks):
+            grid_shape = tuple(-(-s // c) for s, c in zip(shape, chunks, strict=True))
+    return _ArrayLayout(fmt, grid_shape)
+
+
+def _metadata_key(prefix: str) -> str:
+    return f"{prefix}/{METADATA_NAME}" if prefix else METADATA_NAME
+
+
+def _join(prefix: str, part: str) -> str:
+    return f"{prefix}/{part}" if prefix else part
+
+
+class Session:
+    """A read-only view of a snapshot, or a writable one on the tip of a branch.
+
+    Get one from :meth:`Repository.readonly_session` or
+    :meth:`Repository.writable_session`; read and write through :attr:`store`.
+    """
+
+    def __init__(
+        self, repo: Repository, snapshot: Snapshot, branch: str | None, read_only: bool
+    ) -> None:
+        self._repo = repo
+        self._storage = repo.storage
+        self._branch = branch
+        self._read_only = read_only
+        self._inline_threshold = repo.config.inline_threshold
+        self._level = repo.config.compression_level
+        self._allocator: ChunkIdAllocator | None = None
+        self._prefixes: list[int] = []
+        self._reset_to(snapshot)
+
+    def _reset_to(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
+        self._base_ids = {n.id for n in snapshot.nodes.values()}
+        self._live: dict[str, _Node] = {
+            store_prefix_of(n.path): _Node(
+                n.id, store_prefix_of(n.path), n.node_type, n.zarr_metadata, n.manifests
+            )
+            for n in snapshot.nodes.values()
+        }
+        self._changed: dict[str, NodeChange] = {}
+        self._deleted: dict[str, NodeSnapshot] = {}
+        self._chunks: dict[str, ArrayChanges] = {}
+
+    # -- properties ------------------------------------------------------------
+    @property
+    def read_only(self) -> bool:
+        """True for sessions that cannot write (time travel, or after a commit)."""
+        return self._read_only
+
+    @property
+    def mode(self) -> SessionMode:
+        return SessionMode.READONLY if self._read_only else SessionMode.WRITABLE
+
+    @property
+    def snapshot_id(self) -> str:
+        """The snapshot this session reads (after a commit: the new one)."""
+        return self._snapshot.id
+
+    @property
+    def branch(self) -> str | None:
+        return self._branch
+
+    @property
+    def has_uncommitted_changes(self) -> bool:
+        return bool(
+            self._changed or self._deleted or any(len(c) for c in self._chunks.values())
+        )
+
+    @property
+    def store(self) -> IcechunkStore:
+        """The Zarr store reading and writing through this session."""
+        from .store import IcechunkStore
+
+        return IcechunkStore(self)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Session {self.mode.value} branch={self._branch!r} snapshot={self.snapshot_id}"
+            f"{' with uncommitted changes' if self.has_uncommitted_changes else ''}>"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if not self._read_only:
+            raise ValueError(
+                "a writable Session cannot be pickled: commit first, or use a read-only session"
+            )
+        return (_restore_session, (self._repo, self._snapshot.id, self._branch))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Session):
+            return NotImplemented
+        if self is other:
+            return True
+        return (
+            self._read_only
+            and other._read_only
+            and self._snapshot.id == other._snapshot.id
+            and self._storage == other._storage
+        )
+
+    def __hash__(self) -> int:
+        return hash(self._snapshot.id)
+
+    def _check_writable(self) -> None:
+        if self._read_only:
+            raise ReadOnlyError(
+                "this session is read-only (a time-travel session, or one that already "
+                "committed); open repo.writable_session(branch) to write",
+                kind="read-only-session",
+            )
+
+    # -- key resolution ------------------------------------------------------------
+    def _layout(self, node: _Node) -> _ArrayLayout:
+        layout = node.layout
+        if layout is None:
+            layout = node.layout = _layout_of(node.zarr_metadata)
+        return layout
+
+    def _find_chunk(self, key: str) -> tuple[_Node, str] | None:
+        """The array that owns chunk key ``key`` and the chunk part of the key."""
+        live = self._live
+        # Fast path for the default encoding: the chunk part starts at the last "/c/".
+        cut = key.rfind("/c/")
+        if cut >= 0:
+            node = live.get(key[:cut])
+            if node is not None and node.node_type == "array":
+                return node, key[cut + 1 :]
+        elif key == "c" or key.startswith("c/"):
+            node = live.get("")
+            if node is not None and node.node_type == "array":
+                return node, key
+        # General case (v2 encoding, 0-d arrays): try every split point, longest first.
+        pos = len(key)
+        while pos > 0:
+            pos = key.rfind("/", 0, pos)
+            head = key[:pos] if pos > 0 else ""
+            node = live.get(head)
+            if node is not None and node.node_type == "array":
+                return node, key[pos + 1 :] if pos >= 0 else key
+            if pos <= 0:
+                break
+        return None
+
+    def _locate(self, key: str) -> bytes | ChunkLocation | None:
+        """Metadata bytes, inline chunk bytes, a chunk location, or None if absent."""
+        if key == METADATA_NAME or key.endswith("/" + METADATA_NAME):
+            node = self._live.get(key[: -len(METADATA_NAME) - 1] if key != METADATA_NAME else "")
+            return None if node is None else node.zarr_metadata
+        found = self._find_chunk(key)
+        if found is None:
+            return None
+        node, part = found
+        changes = self._chunks.get(node.id)
+        if changes is not None:
+            row = changes.reads(part)
+            if row is not None:
+                kind, source, seq, offset, length = row
+                if kind == TOMBSTONE:
+                    return None
+                if kind == INLINE:
+                    return bytes(changes.inline[offset : offset + length])
+                return ChunkLocation(NATIVE, chunk_key(self._prefixes[source], seq), offset, length)
+        if not node.manifests:
+            return None
+        coords = self._layout(node).key_format.parse_one(part)
+        if coords is None:
+            return None
+        for ref in node.manifests:
+            if all(lo <= c < hi for c, (lo, hi) in zip(coords, ref.extent, strict=True)):
+                manifest = self._repo._load_manifest(ref.id)
+                row = lookup_row(manifest, coords)
+                if row >= 0:
+                    loc = resolve(manifest, row)
+                    return loc.data if loc.kind == INLINE else loc
+        return None
+
+    # -- reads --------------------------------------------------------------------
+    def _finish_read(self, loc: ChunkLocation, window: Window | None) -> tuple[str, int, int]:
+        if loc.kind == VIRTUAL:
+            raise SessionStateError(
+                "this array has virtual chunks, which this version of icechunk_fast cannot read yet",
+                kind="virtual-chunks-unsupported",
+            )
+        start, end = (0, loc.length) if window is None else window(loc.length)
+        return loc.key, loc.offset + start, loc.offset + end
+
+    def _check_length(self, data: bytes, want: int, key: str) -> bytes:
+        if len(data) != want:
+            raise FormatError(
+                f"chunk object {key} is truncated: expected {want} bytes, read {len(data)}"
+            )
+        return data
+
+    def read(self, key: str, window: Window | None = None) -> bytes | None:
+        """The value of store key ``key`` (restricted to ``window``), or None."""
+        loc = self._locate(key)
+        if loc is None:
+            return None
+        if isinstance(loc, bytes):
+            if window is None:
+                return loc
+            start, end = window(len(loc))
+            return loc[start:end]
+        obj, start, end = self._finish_read(loc, window)
+        if end <= start:
+            return b""
+        return self._check_length(self._storage.get_range(obj, start, end), end - start, obj)
+
+    async def read_async(self, key: str, window: Window | None = None) -> bytes | None:
+        """Async twin of :meth:`read`; the chunk fetch is awaited."""
+        loc = self._locate(key)
+        if loc is None:
+            return None
+        if isinstance(loc, bytes):
+            if window is None:
+                return loc
+            start, end = window(len(loc))
+            return loc[start:end]
+        obj, start, end = self._finish_read(loc, window)
+        if end <= start:
+            return b""
+        data = await self._storage.get_range_async(obj, start, end)
+        return self._check_length(data, end - start, obj)
+
+    def size_of(self, key: str) -> int | None:
+        loc = self._locate(key)
+        if loc is None:
+            return None
+        return len(loc) if isinstance(loc, bytes) else loc.length
+
+    # -- writes -------------------------------------------------------------------
+    def _classify_write(self, key: str) -> tuple[str, _Node | None, str]:
+        """``("meta", None, prefix)`` or ``("chunk", node, part)``."""
+        if key == METADATA_NAME or key.endswith("/" + METADATA_NAME):
+            return "meta", None, key[: -len(METADATA_NAME) - 1] if key != METADATA_NAME else ""
+        found = self._find_chunk(key)
+        if found is None:
+            raise InvalidInputError(
+                f"invalid key {key!r}: neither a zarr.json nor a chunk of an existing array "
+                "(write the array's zarr.json first)",
+                kind="invalid-key",
+            )
+        return "chunk", found[0], found[1]
+
+    def _chunk_part_checked(self, node: _Node, part: str, key: str) -> None:
+        layout = self._layout(node)
+        coords = layout.key_format.parse_one(part)
+        if coords is None:
+            raise InvalidInputError(
+                f"invalid chunk key {key!r} for array /{node.prefix}", kind="invalid-key"
+            )
+        grid = layout.grid_shape
+        if grid is not None and any(c >= g for c, g in zip(coords, grid, strict=True)):
+            raise InvalidInputError(
+                f"chunk {key!r} lies outside the chunk grid {grid} of array /{node.prefix}",
+                kind="invalid-key",
+            )
+
+    def write(self, key: str, data: bytes) -> None:
+        """Write the value of store key ``key``."""
+        self._check_writable()
+        what, node, rest = self._classify_write(key)
+        if what == "meta":
+            self._set_metadata(rest, data)
+            return
+        assert node is not None
+        self._chunk_part_checked(node, rest, key)
+        changes = self._chunks.get(node.id)
+        if changes is None:
+            changes = self._chunks[node.id] = ArrayChanges()
+        if len(data) <= self._inline_threshold:
+            changes.set_inline(rest, data)
+            return
+        prefix_index, seq = self._new_chunk_id()
+        self._storage.put(chunk_key(self._prefixes[prefix_index], seq), data)
+        changes.set_native(rest, prefix_index, seq, 0, len(data))
+
+    async def write_async(self, key: str, data: bytes) -> None:
+        """Async twin of :meth:`write`; the chunk upload is awaited."""
+        self._check_writable()
+        what, node, rest = self._classify_write(key)
+        if what == "meta" or len(data) <= self._inline_threshold:
+            self.write(key, data)
+            return
+        assert node is not None
+        self._chunk_part_checked(node, rest, key)
+        prefix_index, seq = self._new_chunk_id()
+        await self._storage.put_async(chunk_key(self._prefixes[prefix_index], seq), data)
+        changes = self._chunks.get(node.id)
+        if changes is None:
+            changes = self._chunks[node.id] = ArrayChanges()
+        changes.set_native(rest, prefix_index, seq, 0, len(data))
+
+    def _new_chunk_id(self) -> tuple[int, int]:
+        if self._allocator is None:
+            self._allocator = ChunkIdAllocator()
+        prefix, seq = self._allocator.allocate()
+        if not self._prefixes or self._prefixes[-1] != prefix:
+            self._prefixes.append(prefix)
+        return len(self._prefixes) - 1, seq
+
+    def _set_metadata(self, prefix: str, data: bytes) -> None:
+        doc = _parse_metadata(data)
+        node_type = doc["node_type"]
+        data = bytes(data)
+        if node_type == "array":
+            _layout_of(data)  # refuse unusable array metadata now, not at first chunk
+        node = self._live.get(prefix)
+        if node is not None and node.node_type == node_type:
+            if node.zarr_metadata == data:
+                return
+            node.zarr_metadata = data
+            node.layout = None
+            is_new = node.id not in self._base_ids
+            self._changed[prefix] = NodeChange(node.id, node_type, data, is_new)
+            return
+        if node is not None:
+            self._delete_node(prefix)
+        node = _Node(new_node_id(), prefix, node_type, data, ())
+        self._live[prefix] = node
+        self._changed[prefix] = NodeChange(node.id, node_type, data, True)
+
+    def _delete_node(self, prefix: str) -> None:
+        node = self._live.pop(prefix, None)
+        if node is None:
+            return
+        self._changed.pop(prefix, None)
+        self._chunks.pop(node.id, None)
+        if node.id in self._base_ids:
+            base = self._snapshot.nodes[node_path_of(prefix)]
+            self._deleted[prefix] = base
+
+    def delete(self, key: str) -> None:
+        """Delete store key ``key``; a missing key is not an error."""
+        self._check_writable()
+        if key == METADATA_NAME or key.endswith("/" + METADATA_NAME):
+            self._delete_node(key[: -len(METADATA_NAME) - 1] if key != METADATA_NAME else "")
+            return
+        found = self._find_chunk(key)
+        if found is None:
+            return
+        node, part = found
+        if self._locate(key) is None:
+            return
+        changes = self._chunks.get(node.id)
+        if changes is None:
+            changes = self._chunks[node.id] = ArrayChanges()
+        changes.delete(part)
+
+    def delete_prefix(self, prefix: str) -> None:
+        """Delete every key under directory ``prefix`` (``""``: everything)."""
+        self._check_writable()
+        prefix = prefix.rstrip("/")
+        for node_prefix in list(self._live):
+            if not prefix or node_prefix == prefix or node_prefix.startswith(prefix + "/"):
+                self._delete_node(node_prefix)
+        # a directory inside an array's chunk space: delete just those chunks
+        inside = [k for k in self._chunk_keys_under(prefix + "/")] if prefix else []
+        for key in inside:
+            self.delete(key)
+
+    def discard_changes(self) -> None:
+        """Forget every uncommitted change (chunks already uploaded become garbage)."""
+        self._check_writable()
+        self._reset_to(self._snapshot)
+
+    # -- listing ------------------------------------------------------------------
+    def _array_chunk_parts(self, node: _Node) -> list[str]:
+        fmt = self._layout(node).key_format
+        changes = self._chunks.get(node.id)
+        parts: list[str] = []
+        for ref in node.manifests:
+            manifest = self._repo._load_manifest(ref.id)
+            parts.extend(fmt.format_many(manifest.coords))
+        if changes is not None:
+            touched = changes.index
+            parts = [p for p in parts if p not in touched]
+            parts.extend(changes.written_keys())
+        return parts
+
+    def _chunk_keys_under(self, prefix: str) -> Iterator[str]:
+        for node in list(self._live.values()):
+            if node.node_type != "array":
+                continue
+            base = _join(node.prefix, "")
+            if not (base.startswith(prefix) or prefix.startswith(base)):
+                continue
+            for part in self._array_chunk_parts(node):
+                key = _join(node.prefix, part)
+                if key.startswith(prefix):
+                    yield key
+
+    def list_keys(self, prefix: str = "") -> Iterator[str]:
+        """Every key starting with ``prefix``: metadata documents, then chunks."""
+        for node in list(self._live.values()):
+            key = _metadata_key(node.prefix)
+            if key.startswith(prefix):
+                yield key
+        yield from self._chunk_keys_under(prefix)
+
+    def list_dir(self, prefix: str) -> Iterator[str]:
+        """Names directly under directory ``prefix``, from the node table."""
+        prefix = prefix.rstrip("/")
+        names: set[str] = set()
+        for node in list(self._live.values()):
+            if node.prefix == prefix:
+                names.add(METADATA_NAME)
+                if node.node_type == "array":
+                    fmt = self._layout(node).key_format
+                    if fmt.default:
+                        if self._array_has_chunks(node):
+                            names.add("c")
+                    else:
+                        names.update(p.split("/")[0] for p in self._array_chunk_parts(node))
+            elif not prefix or node.prefix.startswith(prefix + "/"):
+                rest = node.prefix[len(prefix) + 1 :] if prefix else node.prefix
+                names.add(rest.split("/")[0])
+        # a directory inside an array's chunk space
+        for key in self._chunk_keys_under(prefix + "/") if prefix else ():
+            owner_dir = key[len(prefix) + 1 :]
+            names.add(owner_dir.split("/")[0])
+        yield from sorted(names)
+
+    def _array_has_chunks(self, node: _Node) -> bool:
+        changes = self._chunks.get(node.id)
+        if changes is None or not len(changes):
+            return any(ref.num_refs for ref in node.manifests)
+        if changes.written_keys():
+            return True
+        return bool(self._array_chunk_parts(node))
+
+    # -- commit -------------------------------------------------------------------
+    def commit(
+        self, message: str, metadata: dict[str, Any] | None = None, *, allow_empty: bool = False
+    ) -> str:
+        """Write the changes as a new snapshot and move the branch to it.
+
+        Parameters
+        ----------
+        message
+            Commit message.
+        metadata
+            JSON-serializable mapping stored with the snapshot.
+        allow_empty
+            Commit even if nothing changed.
+
+        Returns
+        -------
+        str
+            The id of the new snapshot.
+
+        Raises
+        ------
+        ConflictError
+            The branch moved since this session started; nothing became visible.
+        SessionStateError
+            Nothing to commit (and ``allow_empty`` is False).
+        """
+        self._check_writable()
+        if self._branch is None:
+            raise SessionStateError("this session has no branch to commit to")
+        if not isinstance(message, str):
+            raise InvalidInputError("commit message must be a str")
+        metadata = dict(metadata or {})
+        try:
+            json.dumps(metadata)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"commit metadata must be JSON-serializable: {exc}") from exc
+        if not self.has_uncommitted_changes and not allow_empty:
+            raise SessionStateError(
+                "no changes to commit; pass allow_empty=True to commit anyway",
+                kind="no-changes-to-commit",
+            )
+        snapshot, log = self._build_snapshot(message, metadata)
+        self._storage.put(transaction_log_key(snapshot.id), log.encode(self._level))
+        self._storage.put(snapshot_key(snapshot.id), snapshot.encode(self._level))
+        self._repo._advance_branch(self._branch, self._snapshot.id, snapshot)
+        self._read_only = True
+        self._reset_to(snapshot)
+        return snapshot.id
+
+    async def commit_async(
+        self, message: str, metadata: dict[str, Any] | None = None, *, allow_empty: bool = False
+    ) -> str:
+        """Async twin of :meth:`commit`."""
+        return await asyncio.to_thread(self.commit, message, metadata, allow_empty=allow_empty)
+
+    def _build_snapshot(
+        self, message: str, metadata: dict[str, Any]
+    ) -> tuple[Snapshot, TransactionLog]:
+        log = TransactionLog()
+        prefixes = np.array(self._prefixes, dtype=np.uint64)
+        nodes: dict[str, NodeSnapshot] = {}
+        for prefix, node in self._live.items():
+            path = node_path_of(prefix)
+            manifests = node.manifests
+            changes = self._chunks.get(node.id)
+            if node.node_type == "array" and changes is not None and len(changes):
+                manifests, coords = self._write_manifest(node, changes, prefixes)
+                log.updated_chunks[node.id] = coords
+            nodes[path] = NodeSnapshot(node.id, path, node.node_type, node.zarr_metadata, manifests)
+        for prefix, change in self._changed.items():
+            group = change.node_type == "group"
+            if change.is_new:
+                target = log.new_groups if group else log.new_arrays
+            else:
+                target = log.updated_groups if group else log.updated_arrays
+            target[change.node_id] = node_path_of(prefix)
+        for prefix, base in self._deleted.items():
+            target = log.deleted_groups if base.node_type == "group" else log.deleted_arrays
+            target[base.id] = node_path_of(prefix)
+        snapshot = Snapshot(
+            new_snapshot_id(), self._snapshot.id, datetime.now(UTC), message, metadata, nodes
+        )
+        return snapshot, log
+
+    def _write_manifest(
+        self, node: _Node, changes: ArrayChanges, prefixes: np.ndarray
+    ) -> tuple[tuple[ManifestRef, ...], np.ndarray]:
+        fmt = self._layout(node).key_format
+        columns, deleted = changes.to_columns(fmt, prefixes)
+        base: ManifestData | None = None
+        for ref in node.manifests:  # one manifest per array today; merge them all
+            part = self._repo._load_manifest(ref.id)
+            base = part if base is None else merge_changes(base, part, np.zeros(len(part), bool))
+        merged = merge_changes(base, columns, deleted)
+        if not len(merged):
+            return (), columns.coords
+        manifest_id = new_snapshot_id()
+        self._storage.put(manifest_key(manifest_id), merged.encode(self._level))
+        self._repo._cache_manifest(manifest_id, merged)
+        return (ManifestRef(manifest_id, merged.extent(), len(merged)),), columns.coords
+
+    # -- used by the store ------------------------------------------------------------
+    def node_count(self) -> int:
+        return len(self._live)
+
+    @staticmethod
+    def validate_key(key: str, *, allow_empty: bool = False) -> str:
+        return validate_store_key(key, allow_empty=allow_empty)
+
+
+def _restore_session(repo: Repository, snapshot_id: str, branch: str | None) -> Session:
+    session = repo.readonly_session(snapshot_id=snapshot_id)
+    session._branch = branch
+    return session

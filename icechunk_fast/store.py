@@ -1,0 +1,201 @@
+"""IcechunkStore: the Zarr v3 store that reads and writes through a Session."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from typing import TYPE_CHECKING, Any
+
+from zarr.abc.store import (
+    ByteRequest,
+    OffsetByteRequest,
+    RangeByteRequest,
+    Store,
+    SuffixByteRequest,
+)
+from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
+
+from .errors import ReadOnlyError
+from .keys import validate_store_key
+
+if TYPE_CHECKING:
+    from .session import Session, Window
+
+__all__ = ["IcechunkStore"]
+
+
+def _window(byte_range: ByteRequest | None) -> Window | None:
+    """Turn a Zarr byte request into a function of the value's length."""
+    if byte_range is None:
+        return None
+    if isinstance(byte_range, RangeByteRequest):
+        start, end = byte_range.start, byte_range.end
+        return lambda n: (min(start, n), max(min(start, n), min(end, n)))
+    if isinstance(byte_range, OffsetByteRequest):
+        offset = byte_range.offset
+        return lambda n: (min(offset, n), n)
+    if isinstance(byte_range, SuffixByteRequest):
+        suffix = byte_range.suffix
+        return lambda n: (max(0, n - suffix), n)
+    raise TypeError(f"Unexpected byte_range, got {byte_range!r}")
+
+
+class IcechunkStore(Store):
+    """A Zarr store over an icechunk_fast :class:`~icechunk_fast.Session`.
+
+    Obtain it as ``session.store``. Reads see the session's snapshot plus its
+    uncommitted changes; writes go into the session until ``session.commit``.
+    Only keys that Zarr v3 produces are accepted: ``zarr.json`` documents and chunk
+    keys of arrays that exist. A malformed key raises ``InvalidInputError``; a key
+    that is well formed but absent reads as ``None``.
+    """
+
+    supports_writes: bool = True
+    supports_deletes: bool = True
+    supports_listing: bool = True
+    supports_partial_writes = False  # type: ignore[assignment]
+    supports_consolidated_metadata = False  # type: ignore[assignment]
+
+    def __init__(self, session: Session, *, read_only: bool | None = None) -> None:
+        if read_only is None:
+            read_only = session.read_only
+        elif not read_only and session.read_only:
+            raise ReadOnlyError("cannot make a writable store over a read-only session")
+        super().__init__(read_only=read_only)
+        self._session = session
+
+    @property
+    def session(self) -> Session:
+        return self._session
+
+    @property
+    def read_only(self) -> bool:
+        return self._read_only or self._session.read_only
+
+    def __repr__(self) -> str:
+        return f"IcechunkStore({self._session!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, IcechunkStore) and other._session == self._session
+
+    def __hash__(self) -> int:
+        return hash(id(self._session))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (IcechunkStore, (self._session,), {"_read_only": self._read_only})
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._read_only = state["_read_only"]
+
+    def with_read_only(self, read_only: bool = False) -> IcechunkStore:
+        return IcechunkStore(self._session, read_only=read_only)
+
+    # -- reads --------------------------------------------------------------------
+    async def get(
+        self,
+        key: str,
+        prototype: BufferPrototype | None = None,
+        byte_range: ByteRequest | None = None,
+    ) -> Buffer | None:
+        validate_store_key(key)
+        data = await self._session.read_async(key, _window(byte_range))
+        if data is None:
+            return None
+        return (prototype or default_buffer_prototype()).buffer.from_bytes(data)
+
+    def get_sync(
+        self,
+        key: str,
+        *,
+        prototype: BufferPrototype | None = None,
+        byte_range: ByteRequest | None = None,
+    ) -> Buffer | None:
+        validate_store_key(key)
+        data = self._session.read(key, _window(byte_range))
+        if data is None:
+            return None
+        return (prototype or default_buffer_prototype()).buffer.from_bytes(data)
+
+    async def get_partial_values(
+        self,
+        prototype: BufferPrototype,
+        key_ranges: Iterable[tuple[str, ByteRequest | None]],
+    ) -> list[Buffer | None]:
+        return list(
+            await asyncio.gather(*(self.get(k, prototype, r) for k, r in key_ranges))
+        )
+
+    async def exists(self, key: str) -> bool:
+        validate_store_key(key)
+        return self._session.size_of(key) is not None
+
+    async def getsize(self, key: str) -> int:
+        validate_store_key(key)
+        size = self._session.size_of(key)
+        if size is None:
+            raise FileNotFoundError(key)
+        return size
+
+    # -- writes -------------------------------------------------------------------
+    def _check_store_writable(self) -> None:
+        self._check_writable()  # zarr's own message for read-only stores
+        self._session._check_writable()
+
+    async def set(self, key: str, value: Buffer) -> None:
+        self._check_store_writable()
+        validate_store_key(key)
+        if not isinstance(value, Buffer):
+            raise TypeError(f"IcechunkStore.set(): expected a zarr Buffer, got {type(value)}")
+        await self._session.write_async(key, value.to_bytes())
+
+    def set_sync(self, key: str, value: Buffer) -> None:
+        self._check_store_writable()
+        validate_store_key(key)
+        self._session.write(key, value.to_bytes())
+
+    async def set_if_not_exists(self, key: str, value: Buffer) -> None:
+        if not await self.exists(key):
+            await self.set(key, value)
+
+    async def delete(self, key: str) -> None:
+        self._check_store_writable()
+        validate_store_key(key)
+        self._session.delete(key)
+
+    def delete_sync(self, key: str) -> None:
+        self._check_store_writable()
+        validate_store_key(key)
+        self._session.delete(key)
+
+    async def delete_dir(self, prefix: str) -> None:
+        self._check_store_writable()
+        validate_store_key(prefix.rstrip("/"), allow_empty=True)
+        self._session.delete_prefix(prefix)
+
+    async def clear(self) -> None:
+        await self.delete_dir("")
+
+    async def set_partial_values(
+        self, key_start_values: Iterable[tuple[str, int, bytes | bytearray | memoryview]]
+    ) -> None:
+        raise NotImplementedError("IcechunkStore does not support partial writes")
+
+    # -- listing ------------------------------------------------------------------
+    async def list(self) -> AsyncIterator[str]:
+        for key in self._session.list_keys(""):
+            yield key
+
+    async def list_prefix(self, prefix: str) -> AsyncIterator[str]:
+        for key in self._session.list_keys(prefix):
+            yield key
+
+    async def list_dir(self, prefix: str) -> AsyncIterator[str]:
+        for name in self._session.list_dir(prefix):
+            yield name
+
+    async def is_empty(self, prefix: str) -> bool:
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        for _ in self._session.list_keys(prefix):
+            return False
+        return True

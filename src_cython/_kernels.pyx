@@ -1,0 +1,542 @@
+# cython: language_level=3, embedsignature=True
+"""Compiled manifest kernels (built as ``icechunk_fast._kernels``).
+
+Same functions, signatures, results and exceptions as the pure-NumPy fallback
+``icechunk_fast._kernels_py``; the test-suite checks parity. The Python-level
+argument validation below is deliberately a copy of the fallback's helpers, so that
+both raise identical errors; the hot loops run on raw pointers without the GIL.
+
+Coordinates are int64 chunk-grid coordinates stored as C-contiguous arrays of shape
+``(n, ndim)``; "sorted" always means sorted lexicographically, like tuples.
+"""
+
+from cpython.unicode cimport PyUnicode_DecodeUTF8
+from libc.stdint cimport int64_t, uint8_t, uint64_t
+
+import numpy as np
+
+__all__ = [
+    "format_chunk_keys",
+    "lookup_coords",
+    "merge_plan",
+    "parse_chunk_keys",
+    "sort_coords",
+]
+
+_INT64_MAX = (1 << 63) - 1
+
+# int64 max is 9223372036854775807: a value v followed by digit g overflows iff
+# v > _OVF_DIV or (v == _OVF_DIV and g > _OVF_LAST).
+cdef uint64_t _OVF_DIV = 922337203685477580ULL
+cdef uint64_t _OVF_LAST = 7
+
+
+# --------------------------------------------------------------------------- helpers
+# (kept textually identical to the helpers in icechunk_fast/_kernels_py.py)
+
+
+def _as_coords(a, name):
+    arr = np.asarray(a)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array of shape (n, ndim), got shape {arr.shape}")
+    if arr.dtype.kind not in "biu":
+        raise TypeError(f"{name} must have an integer dtype, got {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def _check_same_ndim(a, b, na, nb):
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(
+            f"{na} and {nb} must have the same number of dimensions, "
+            f"got {a.shape[1]} and {b.shape[1]}"
+        )
+
+
+def _check_zero_dim_unique(a, name):
+    if a.shape[1] == 0 and a.shape[0] > 1:
+        raise ValueError(f"{name} has ndim 0 and {a.shape[0]} rows; it cannot be unique")
+
+
+def _as_flags(delete, nc):
+    arr = np.asarray(delete)
+    if arr.ndim != 1 or arr.shape[0] != nc:
+        raise ValueError(f"delete must be a 1-D array of length {nc}, got shape {arr.shape}")
+    if arr.dtype.kind not in "biu":
+        raise TypeError(f"delete must be a bool or integer array, got {arr.dtype}")
+    if arr.dtype != np.bool_:
+        arr = arr != 0
+    return np.ascontiguousarray(arr, dtype=np.bool_)
+
+
+def _as_buffer(joined):
+    if isinstance(joined, bytes):
+        return joined
+    if isinstance(joined, str):
+        raise TypeError("joined must be a bytes-like object, not str")
+    return bytes(memoryview(joined))
+
+
+def _check_parse_args(n, ndim, sep, skip):
+    if n < 0:
+        raise ValueError(f"n must be non-negative, got {n}")
+    if ndim < 0:
+        raise ValueError(f"ndim must be non-negative, got {ndim}")
+    if skip < 0:
+        raise ValueError(f"skip must be non-negative, got {skip}")
+    sep_b = sep.encode("ascii") if isinstance(sep, str) else bytes(sep)
+    if len(sep_b) != 1 or sep_b == b"\n" or sep_b.isdigit():
+        raise ValueError(f"sep must be a single non-digit byte other than newline, got {sep!r}")
+    return sep_b[0]
+
+
+def _diagnose_key(key, ndim, sep, skip):
+    """Return why ``key`` is not a valid chunk key, or None if it is valid."""
+    if len(key) < skip:
+        return f"shorter than the {skip}-byte prefix"
+    body = key[skip:]
+    if ndim == 0:
+        if body:
+            return "expected no coordinates after the prefix"
+        return None
+    fields = body.split(bytes((sep,)))
+    if len(fields) != ndim:
+        return f"expected {ndim} coordinates, found {len(fields)}"
+    for i, field in enumerate(fields):
+        if not field:
+            return f"coordinate {i} is empty"
+        if not field.isdigit():
+            return f"coordinate {i} is not a non-negative decimal integer"
+        if len(field) > 1 and field[0] == 0x30:
+            return f"coordinate {i} has a leading zero"
+        if int(field) > _INT64_MAX:
+            return f"coordinate {i} does not fit in int64"
+    return None
+
+
+def _key_error(data, start, index, ndim, sep, skip):
+    end = data.find(b"\n", start)
+    if end < 0:
+        end = len(data)
+    key = data[start:end]
+    reason = _diagnose_key(key, ndim, sep, skip) or "malformed"
+    text = key.decode("ascii", "backslashreplace")
+    return ValueError(f"invalid chunk key {text!r} at index {index}: {reason}")
+
+
+def _count_error(data, n):
+    found = data.count(b"\n") + 1 if (data or n) else 0
+    return ValueError(f"expected {n} chunk keys, found {found}")
+
+
+# --------------------------------------------------------------------- C-level core
+
+
+cdef inline int _cmp_rows(const int64_t* a, const int64_t* b, Py_ssize_t d) noexcept nogil:
+    """Three-way lexicographic comparison of two rows of length d."""
+    cdef Py_ssize_t k
+    for k in range(d):
+        if a[k] != b[k]:
+            return -1 if a[k] < b[k] else 1
+    return 0
+
+
+cdef bint _rows_sorted(const int64_t* a, Py_ssize_t n, Py_ssize_t d) noexcept nogil:
+    """True if the n rows are in non-decreasing lexicographic order."""
+    cdef Py_ssize_t i
+    for i in range(1, n):
+        if _cmp_rows(a + (i - 1) * d, a + i * d, d) > 0:
+            return False
+    return True
+
+
+cdef inline bint _row_less(const int64_t* a, const int64_t* b, Py_ssize_t d) noexcept nogil:
+    """a < b lexicographically, computed without data-dependent branches."""
+    cdef Py_ssize_t k
+    cdef bint lt = 0, eq = 1
+    for k in range(d):
+        lt = lt | (eq & (a[k] < b[k]))
+        eq = eq & (a[k] == b[k])
+    return lt
+
+
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define ICF_PREFETCH(p) __builtin_prefetch((const void *)(p))
+    #else
+    #define ICF_PREFETCH(p) ((void)0)
+    #endif
+    """
+    void ICF_PREFETCH(const void* p) noexcept nogil
+
+
+cdef enum:
+    _BATCH = 16  # queries searched in lock-step, so their cache misses overlap
+
+
+cdef void _lookup_random(const int64_t* base, Py_ssize_t n, const int64_t* q, Py_ssize_t m,
+                         Py_ssize_t d, int64_t* out) noexcept nogil:
+    """Branch-free lower-bound search, _BATCH queries at a time.
+
+    The number of halving steps depends only on n, so a batch of queries can advance
+    together and the memory loads of different queries are independent.
+    """
+    cdef Py_ssize_t g, t, cnt, length, half, lo, nxt
+    cdef Py_ssize_t pos[_BATCH]
+    cdef const int64_t* qi
+    for g in range(0, m, _BATCH):
+        cnt = m - g if m - g < _BATCH else _BATCH
+        for t in range(cnt):
+            pos[t] = 0
+        length = n
+        while length > 1:
+            half = length >> 1
+            nxt = (length - half) >> 1
+            for t in range(cnt):
+                pos[t] += half * _row_less(base + (pos[t] + half) * d, q + (g + t) * d, d)
+                ICF_PREFETCH(base + (pos[t] + nxt) * d)
+            length -= half
+        for t in range(cnt):
+            qi = q + (g + t) * d
+            lo = pos[t] + _row_less(base + pos[t] * d, qi, d)
+            if lo < n and _cmp_rows(base + lo * d, qi, d) == 0:
+                out[g + t] = lo
+            else:
+                out[g + t] = -1
+
+
+cdef void _lookup_sorted(const int64_t* base, Py_ssize_t n, const int64_t* q, Py_ssize_t m,
+                         Py_ssize_t d, int64_t* out) noexcept nogil:
+    """Queries in non-decreasing order: each search starts from the previous answer and
+    probes forward exponentially (galloping), so a sorted batch costs O(log gap) each."""
+    cdef Py_ssize_t i, lo = 0, hi, mid, step, probe
+    cdef const int64_t* qi
+    for i in range(m):
+        qi = q + i * d
+        # rows before lo are < the previous query <= qi
+        step = 1
+        while True:
+            probe = lo + step - 1
+            if probe >= n:
+                hi = n
+                break
+            if _cmp_rows(base + probe * d, qi, d) < 0:
+                lo = probe + 1
+                step <<= 1
+            else:
+                hi = probe
+                break
+        while lo < hi:
+            mid = lo + ((hi - lo) >> 1)
+            if _cmp_rows(base + mid * d, qi, d) < 0:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo < n and _cmp_rows(base + lo * d, qi, d) == 0:
+            out[i] = lo
+        else:
+            out[i] = -1
+
+
+cdef Py_ssize_t _merge(const int64_t* b, Py_ssize_t nb, const int64_t* c, Py_ssize_t nc,
+                       const uint8_t* tomb, Py_ssize_t d, int64_t* out) noexcept nogil:
+    """Two-pointer merge; returns the number of output rows written."""
+    cdef Py_ssize_t i = 0, j = 0, k = 0
+    cdef int r
+    while i < nb and j < nc:
+        r = _cmp_rows(b + i * d, c + j * d, d)
+        if r < 0:
+            out[k] = i
+            k += 1
+            i += 1
+        else:
+            if not tomb[j]:
+                out[k] = nb + j
+                k += 1
+            if r == 0:
+                i += 1
+            j += 1
+    while i < nb:
+        out[k] = i
+        k += 1
+        i += 1
+    while j < nc:
+        if not tomb[j]:
+            out[k] = nb + j
+            k += 1
+        j += 1
+    return k
+
+
+cdef int _parse(const unsigned char* p, Py_ssize_t length, Py_ssize_t n, Py_ssize_t ndim,
+                unsigned char sep, Py_ssize_t skip, int64_t* out,
+                Py_ssize_t* bad_index, Py_ssize_t* bad_start) noexcept nogil:
+    """Single pass over the buffer.
+
+    Returns 0 on success, 1 for a malformed key (its index and offset are stored in
+    bad_index / bad_start), 2 when the buffer does not hold exactly n keys.
+    """
+    cdef Py_ssize_t k, f, s, pos = 0, fstart
+    cdef uint64_t v, g
+    for k in range(n):
+        bad_index[0] = k
+        bad_start[0] = pos
+        for s in range(skip):
+            if pos >= length or p[pos] == 10:
+                return 1
+            pos += 1
+        for f in range(ndim):
+            fstart = pos
+            v = 0
+            while pos < length:
+                g = <uint64_t>p[pos] - 48  # wraps around for bytes below '0'
+                if g > 9:
+                    break
+                if v >= _OVF_DIV and (v > _OVF_DIV or g > _OVF_LAST):
+                    return 1
+                v = v * 10 + g
+                pos += 1
+            if pos == fstart:
+                return 1  # empty coordinate or a non-digit where one should start
+            if p[fstart] == 48 and pos - fstart > 1:
+                return 1  # leading zero
+            out[k * ndim + f] = <int64_t>v
+            if f + 1 < ndim:
+                if pos < length and p[pos] == sep:
+                    pos += 1
+                else:
+                    return 1
+        if pos < length and p[pos] != 10:
+            return 1  # anything after the last coordinate
+        if k + 1 < n:
+            if pos >= length:
+                return 2  # fewer keys than n
+            pos += 1
+        elif pos < length:
+            return 2  # more keys than n
+    return 0
+
+
+cdef inline Py_ssize_t _ndigits(uint64_t u) noexcept nogil:
+    cdef Py_ssize_t k = 1
+    while u >= 10:
+        u //= 10
+        k += 1
+    return k
+
+
+cdef inline uint64_t _magnitude(int64_t v) noexcept nogil:
+    if v >= 0:
+        return <uint64_t>v
+    return <uint64_t>(-(v + 1)) + 1
+
+
+cdef Py_ssize_t _format_offsets(const int64_t* c, Py_ssize_t n, Py_ssize_t d,
+                                Py_ssize_t plen, Py_ssize_t slen,
+                                int64_t* offsets) noexcept nogil:
+    """Byte offset of every formatted key in the output buffer; returns total size."""
+    cdef Py_ssize_t i, k, total = 0
+    cdef int64_t v
+    offsets[0] = 0
+    for i in range(n):
+        total += plen + (d - 1) * slen
+        for k in range(d):
+            v = c[i * d + k]
+            total += _ndigits(_magnitude(v)) + (1 if v < 0 else 0)
+        offsets[i + 1] = total
+    return total
+
+
+cdef void _format_write(const int64_t* c, Py_ssize_t n, Py_ssize_t d,
+                        const char* prefix, Py_ssize_t plen,
+                        const char* sep, Py_ssize_t slen, char* buf) noexcept nogil:
+    cdef Py_ssize_t i, k, t, nd, pos = 0
+    cdef int64_t v
+    cdef uint64_t u
+    for i in range(n):
+        for t in range(plen):
+            buf[pos + t] = prefix[t]
+        pos += plen
+        for k in range(d):
+            if k:
+                for t in range(slen):
+                    buf[pos + t] = sep[t]
+                pos += slen
+            v = c[i * d + k]
+            if v < 0:
+                buf[pos] = 45  # '-'
+                pos += 1
+            u = _magnitude(v)
+            nd = _ndigits(u)
+            for t in range(nd - 1, -1, -1):
+                buf[pos + t] = <char>(48 + u % 10)
+                u //= 10
+            pos += nd
+
+
+# ------------------------------------------------------------------------- kernels
+
+
+def lookup_coords(sorted_coords, queries):
+    """Row index of each query in ``sorted_coords`` (sorted, unique), or -1 if absent."""
+    base = _as_coords(sorted_coords, "sorted_coords")
+    q = _as_coords(queries, "queries")
+    _check_same_ndim(base, q, "sorted_coords", "queries")
+    _check_zero_dim_unique(base, "sorted_coords")
+    cdef Py_ssize_t n = base.shape[0]
+    cdef Py_ssize_t m = q.shape[0]
+    cdef Py_ssize_t d = base.shape[1]
+    out = np.empty(m, dtype=np.int64)
+    if m == 0:
+        return out
+    if n == 0:
+        out.fill(-1)
+        return out
+    if d == 0:
+        out.fill(0)
+        return out
+    cdef const int64_t[:, ::1] bv = base
+    cdef const int64_t[:, ::1] qv = q
+    cdef int64_t[::1] ov = out
+    with nogil:
+        if _rows_sorted(&qv[0, 0], m, d):
+            _lookup_sorted(&bv[0, 0], n, &qv[0, 0], m, d, &ov[0])
+        else:
+            _lookup_random(&bv[0, 0], n, &qv[0, 0], m, d, &ov[0])
+    return out
+
+
+def merge_plan(base, changes, delete):
+    """Permutation of ``concatenate([base, changes])`` rows giving the merged manifest.
+
+    ``base`` and ``changes`` are sorted and unique. A change replaces the equal base
+    row; a change flagged in ``delete`` removes it instead (and produces nothing when
+    there is no equal base row). Values ``< len(base)`` index base rows, values
+    ``>= len(base)`` index change rows offset by ``len(base)``.
+    """
+    b = _as_coords(base, "base")
+    c = _as_coords(changes, "changes")
+    _check_same_ndim(b, c, "base", "changes")
+    _check_zero_dim_unique(b, "base")
+    _check_zero_dim_unique(c, "changes")
+    flags = _as_flags(delete, c.shape[0])
+    cdef Py_ssize_t nb = b.shape[0]
+    cdef Py_ssize_t nc = c.shape[0]
+    cdef Py_ssize_t d = b.shape[1]
+    if nc == 0:
+        return np.arange(nb, dtype=np.int64)
+    if nb == 0:
+        return (np.flatnonzero(~flags) + nb).astype(np.int64, copy=False)
+    out = np.empty(nb + nc, dtype=np.int64)
+    cdef Py_ssize_t k = _merge_arrays(b, c, flags.view(np.uint8), d, out)
+    if k == nb + nc:
+        return out
+    return out[:k].copy()
+
+
+cdef Py_ssize_t _merge_arrays(b, c, flags, Py_ssize_t d, out):
+    cdef Py_ssize_t nb = b.shape[0]
+    cdef Py_ssize_t nc = c.shape[0]
+    cdef const uint8_t[::1] fv = flags
+    cdef int64_t[::1] ov = out
+    cdef const int64_t[:, ::1] bv
+    cdef const int64_t[:, ::1] cv
+    cdef const int64_t* bp = NULL
+    cdef const int64_t* cp = NULL
+    cdef Py_ssize_t k
+    if d > 0:
+        bv = b
+        cv = c
+        bp = &bv[0, 0]
+        cp = &cv[0, 0]
+    with nogil:
+        k = _merge(bp, nb, cp, nc, &fv[0], d, &ov[0])
+    return k
+
+
+def parse_chunk_keys(joined, Py_ssize_t n, Py_ssize_t ndim, sep, Py_ssize_t skip):
+    """Parse ``n`` newline-joined chunk keys into an int64 array of shape (n, ndim).
+
+    The first ``skip`` bytes of each key are ignored; the rest must be exactly
+    ``ndim`` canonical non-negative decimal integers (no sign, no leading zeros)
+    separated by the single byte ``sep``. Raises ValueError naming the first
+    malformed key and its index, or if the number of keys is not ``n``.
+    """
+    cdef unsigned char sep_c = _check_parse_args(n, ndim, sep, skip)
+    data = _as_buffer(joined)
+    cdef Py_ssize_t length = len(data)
+    if n == 0:
+        if length:
+            raise _count_error(data, n)
+        return np.empty((0, ndim), dtype=np.int64)
+    out = np.empty((n, ndim), dtype=np.int64)
+    cdef const unsigned char[::1] bv = data
+    cdef int64_t[:, ::1] ov
+    cdef const unsigned char* bp = NULL
+    cdef int64_t* op = NULL
+    cdef Py_ssize_t bad_index = 0, bad_start = 0
+    cdef int status
+    if length:
+        bp = &bv[0]
+    if ndim:
+        ov = out
+        op = &ov[0, 0]
+    with nogil:
+        status = _parse(bp, length, n, ndim, sep_c, skip, op, &bad_index, &bad_start)
+    if status == 1:
+        raise _key_error(data, bad_start, bad_index, ndim, sep_c, skip)
+    if status == 2:
+        raise _count_error(data, n)
+    return out
+
+
+def format_chunk_keys(coords, prefix, sep):
+    """``[prefix + sep.join(map(str, row)) for row in coords]``."""
+    c = _as_coords(coords, "coords")
+    if not isinstance(prefix, str) or not isinstance(sep, str):
+        raise TypeError("prefix and sep must be str")
+    cdef Py_ssize_t n = c.shape[0]
+    cdef Py_ssize_t d = c.shape[1]
+    if d == 0:
+        return [prefix] * n
+    if n == 0:
+        return []
+    cdef bytes pb = prefix.encode("utf-8", "surrogatepass")
+    cdef bytes sb = sep.encode("utf-8", "surrogatepass")
+    cdef const char* pp = pb
+    cdef const char* sp = sb
+    cdef Py_ssize_t plen = len(pb)
+    cdef Py_ssize_t slen = len(sb)
+    cdef const int64_t[:, ::1] cv = c
+    offsets = np.empty(n + 1, dtype=np.int64)
+    cdef int64_t[::1] offv = offsets
+    cdef Py_ssize_t total
+    with nogil:
+        total = _format_offsets(&cv[0, 0], n, d, plen, slen, &offv[0])
+    buf = np.empty(total, dtype=np.uint8)
+    cdef uint8_t[::1] bufv = buf
+    cdef char* base = <char*>&bufv[0]
+    with nogil:
+        _format_write(&cv[0, 0], n, d, pp, plen, sp, slen, base)
+    cdef list result = [None] * n
+    cdef Py_ssize_t i
+    for i in range(n):
+        result[i] = PyUnicode_DecodeUTF8(base + offv[i], offv[i + 1] - offv[i],
+                                         "surrogatepass")
+    return result
+
+
+def sort_coords(coords):
+    """Stable permutation sorting the rows of ``coords`` lexicographically."""
+    c = _as_coords(coords, "coords")
+    cdef Py_ssize_t n = c.shape[0]
+    cdef Py_ssize_t d = c.shape[1]
+    if d == 0 or n <= 1:
+        return np.arange(n, dtype=np.int64)
+    cdef const int64_t[:, ::1] cv = c
+    cdef bint already
+    with nogil:
+        already = _rows_sorted(&cv[0, 0], n, d)
+    if already:
+        return np.arange(n, dtype=np.int64)
+    return np.lexsort(c.T[::-1]).astype(np.int64, copy=False)
