@@ -37,7 +37,7 @@ def _as_coords(a: ArrayLike, name: str) -> NDArray[np.int64]:
     arr = np.asarray(a)
     if arr.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array of shape (n, ndim), got shape {arr.shape}")
-    if arr.dtype.kind not in "biu":
+    if arr.dtype.kind not in "biu" and arr.size:
         raise TypeError(f"{name} must have an integer dtype, got {arr.dtype}")
     return np.ascontiguousarray(arr, dtype=np.int64)
 
@@ -59,7 +59,7 @@ def _as_flags(delete: ArrayLike, nc: int) -> NDArray[np.bool_]:
     arr = np.asarray(delete)
     if arr.ndim != 1 or arr.shape[0] != nc:
         raise ValueError(f"delete must be a 1-D array of length {nc}, got shape {arr.shape}")
-    if arr.dtype.kind not in "biu":
+    if arr.dtype.kind not in "biu" and arr.size:
         raise TypeError(f"delete must be a bool or integer array, got {arr.dtype}")
     if arr.dtype != np.bool_:
         arr = arr != 0

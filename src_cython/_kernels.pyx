@@ -39,7 +39,7 @@ def _as_coords(a, name):
     arr = np.asarray(a)
     if arr.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array of shape (n, ndim), got shape {arr.shape}")
-    if arr.dtype.kind not in "biu":
+    if arr.dtype.kind not in "biu" and arr.size:
         raise TypeError(f"{name} must have an integer dtype, got {arr.dtype}")
     return np.ascontiguousarray(arr, dtype=np.int64)
 
@@ -61,7 +61,7 @@ def _as_flags(delete, nc):
     arr = np.asarray(delete)
     if arr.ndim != 1 or arr.shape[0] != nc:
         raise ValueError(f"delete must be a 1-D array of length {nc}, got shape {arr.shape}")
-    if arr.dtype.kind not in "biu":
+    if arr.dtype.kind not in "biu" and arr.size:
         raise TypeError(f"delete must be a bool or integer array, got {arr.dtype}")
     if arr.dtype != np.bool_:
         arr = arr != 0
@@ -159,19 +159,8 @@ cdef inline bint _row_less(const int64_t* a, const int64_t* b, Py_ssize_t d) noe
     return lt
 
 
-cdef extern from *:
-    """
-    #if defined(__GNUC__) || defined(__clang__)
-    #define ICF_PREFETCH(p) __builtin_prefetch((const void *)(p))
-    #else
-    #define ICF_PREFETCH(p) ((void)0)
-    #endif
-    """
-    void ICF_PREFETCH(const void* p) noexcept nogil
-
-
 cdef enum:
-    _BATCH = 16  # queries searched in lock-step, so their cache misses overlap
+    _BATCH = 32  # queries searched in lock-step, so their cache misses overlap
 
 
 cdef void _lookup_random(const int64_t* base, Py_ssize_t n, const int64_t* q, Py_ssize_t m,
@@ -181,20 +170,19 @@ cdef void _lookup_random(const int64_t* base, Py_ssize_t n, const int64_t* q, Py
     The number of halving steps depends only on n, so a batch of queries can advance
     together and the memory loads of different queries are independent.
     """
-    cdef Py_ssize_t g, t, cnt, length, half, lo, nxt
+    cdef Py_ssize_t g, t, cnt, length, half, lo
     cdef Py_ssize_t pos[_BATCH]
     cdef const int64_t* qi
-    for g in range(0, m, _BATCH):
+    g = 0
+    while g < m:
         cnt = m - g if m - g < _BATCH else _BATCH
         for t in range(cnt):
             pos[t] = 0
         length = n
         while length > 1:
             half = length >> 1
-            nxt = (length - half) >> 1
             for t in range(cnt):
                 pos[t] += half * _row_less(base + (pos[t] + half) * d, q + (g + t) * d, d)
-                ICF_PREFETCH(base + (pos[t] + nxt) * d)
             length -= half
         for t in range(cnt):
             qi = q + (g + t) * d
@@ -203,6 +191,7 @@ cdef void _lookup_random(const int64_t* base, Py_ssize_t n, const int64_t* q, Py
                 out[g + t] = lo
             else:
                 out[g + t] = -1
+        g += _BATCH
 
 
 cdef void _lookup_sorted(const int64_t* base, Py_ssize_t n, const int64_t* q, Py_ssize_t m,
@@ -526,6 +515,85 @@ def format_chunk_keys(coords, prefix, sep):
     return result
 
 
+cdef void _column_ranges(const int64_t* c, Py_ssize_t n, Py_ssize_t d,
+                         int64_t* lo, int64_t* hi) noexcept nogil:
+    cdef Py_ssize_t i, k
+    cdef int64_t v
+    for k in range(d):
+        lo[k] = c[k]
+        hi[k] = c[k]
+    for i in range(1, n):
+        for k in range(d):
+            v = c[i * d + k]
+            if v < lo[k]:
+                lo[k] = v
+            elif v > hi[k]:
+                hi[k] = v
+
+
+cdef void _linear_keys(const int64_t* c, Py_ssize_t n, Py_ssize_t d, const int64_t* lo,
+                       const uint64_t* extent, uint64_t* key) noexcept nogil:
+    """Mixed-radix row keys (dimension 0 most significant); caller checked they fit."""
+    cdef Py_ssize_t i, k
+    cdef uint64_t acc
+    for i in range(n):
+        acc = 0
+        for k in range(d):
+            acc = acc * extent[k] + <uint64_t>(c[i * d + k] - lo[k])
+        key[i] = acc
+
+
+cdef enum:
+    _RADIX_BITS = 11
+    _RADIX = 2048
+
+
+cdef void _radix_argsort(uint64_t* key, uint64_t* key_tmp, int64_t* perm, int64_t* perm_tmp,
+                         Py_ssize_t n, int bits) noexcept nogil:
+    """Stable LSD radix sort of (key, perm) pairs on the low ``bits`` bits of key.
+
+    The sorted permutation ends up in ``perm`` (buffers are swapped back if needed)."""
+    cdef Py_ssize_t i, b
+    cdef Py_ssize_t count[_RADIX]
+    cdef Py_ssize_t total, c
+    cdef int shift
+    cdef uint64_t digit
+    cdef uint64_t* ksrc = key
+    cdef uint64_t* kdst = key_tmp
+    cdef int64_t* psrc = perm
+    cdef int64_t* pdst = perm_tmp
+    cdef uint64_t* kswap
+    cdef int64_t* pswap
+    for i in range(n):
+        perm[i] = i
+    shift = 0
+    while shift < bits:
+        for b in range(_RADIX):
+            count[b] = 0
+        for i in range(n):
+            count[(ksrc[i] >> shift) & (_RADIX - 1)] += 1
+        total = 0
+        for b in range(_RADIX):
+            c = count[b]
+            count[b] = total
+            total += c
+        for i in range(n):
+            digit = (ksrc[i] >> shift) & (_RADIX - 1)
+            kdst[count[digit]] = ksrc[i]
+            pdst[count[digit]] = psrc[i]
+            count[digit] += 1
+        kswap = ksrc
+        ksrc = kdst
+        kdst = kswap
+        pswap = psrc
+        psrc = pdst
+        pdst = pswap
+        shift += _RADIX_BITS
+    if psrc != perm:
+        for i in range(n):
+            perm[i] = psrc[i]
+
+
 def sort_coords(coords):
     """Stable permutation sorting the rows of ``coords`` lexicographically."""
     c = _as_coords(coords, "coords")
@@ -539,4 +607,27 @@ def sort_coords(coords):
         already = _rows_sorted(&cv[0, 0], n, d)
     if already:
         return np.arange(n, dtype=np.int64)
-    return np.lexsort(c.T[::-1]).astype(np.int64, copy=False)
+    lo = np.empty(d, dtype=np.int64)
+    hi = np.empty(d, dtype=np.int64)
+    cdef int64_t[::1] lov = lo
+    cdef int64_t[::1] hiv = hi
+    with nogil:
+        _column_ranges(&cv[0, 0], n, d, &lov[0], &hiv[0])
+    bound = 1
+    extents = []
+    for lo_k, hi_k in zip(lo.tolist(), hi.tolist()):
+        extents.append(hi_k - lo_k + 1)
+        bound *= hi_k - lo_k + 1
+    if bound > (1 << 63):
+        return np.lexsort(c.T[::-1]).astype(np.int64, copy=False)
+    ext = np.array(extents, dtype=np.uint64)
+    keys = np.empty((2, n), dtype=np.uint64)
+    perms = np.empty((2, n), dtype=np.int64)
+    cdef const uint64_t[::1] extv = ext
+    cdef uint64_t[:, ::1] kv = keys
+    cdef int64_t[:, ::1] pv = perms
+    cdef int bits = (bound - 1).bit_length()
+    with nogil:
+        _linear_keys(&cv[0, 0], n, d, &lov[0], &extv[0], &kv[0, 0])
+        _radix_argsort(&kv[0, 0], &kv[1, 0], &pv[0, 0], &pv[1, 0], n, bits)
+    return perms[0]

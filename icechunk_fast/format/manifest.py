@@ -157,7 +157,7 @@ class ManifestData:
                 ends = self.offset[inline] + self.length[inline]
                 if int(ends.max()) > len(self.inline):
                     problems.append("inline ref points past the inline blob")
-            if int(self.coords.min()) < 0:
+            if self.coords.size and int(self.coords.min()) < 0:
                 problems.append("negative chunk coordinates")
         if problems:
             raise FormatError(f"corrupt manifest {name}: {'; '.join(problems)}")
