@@ -215,18 +215,29 @@ class Session:
         return layout
 
     def _find_chunk(self, key: str) -> tuple[_Node, str] | None:
-        """The array that owns chunk key ``key`` and the chunk part of the key."""
+        """The array that owns chunk key ``key`` and the chunk part of the key.
+
+        The owner is an array whose chunk key encoding accepts the rest of the key (so
+        ``foo/c/0.0`` belongs to an array ``foo/c`` with v2 encoding even if ``foo`` is an
+        array too); failing that, the deepest array above the key, whose writes then
+        report the malformed chunk key.
+        """
         live = self._live
+        fallback: tuple[_Node, str] | None = None
         # Fast path for the default encoding: the chunk part starts at the last "/c/".
         cut = key.rfind("/c/")
         if cut >= 0:
-            node = live.get(key[:cut])
-            if node is not None and node.node_type == "array":
-                return node, key[cut + 1 :]
+            head, part = key[:cut], key[cut + 1 :]
         elif key == "c" or key.startswith("c/"):
-            node = live.get("")
+            head, part = "", key
+        else:
+            head = part = None
+        if head is not None and part is not None:
+            node = live.get(head)
             if node is not None and node.node_type == "array":
-                return node, key
+                if self._layout(node).key_format.parse_one(part) is not None:
+                    return node, part
+                fallback = node, part
         # General case (v2 encoding, 0-d arrays): try every split point, longest first.
         pos = len(key)
         while pos > 0:
@@ -234,10 +245,14 @@ class Session:
             head = key[:pos] if pos > 0 else ""
             node = live.get(head)
             if node is not None and node.node_type == "array":
-                return node, key[pos + 1 :] if pos >= 0 else key
+                part = key[pos + 1 :] if pos >= 0 else key
+                if self._layout(node).key_format.parse_one(part) is not None:
+                    return node, part
+                if fallback is None:
+                    fallback = node, part
             if pos <= 0:
                 break
-        return None
+        return fallback
 
     def _locate(self, key: str) -> bytes | ChunkLocation | None:
         """Metadata bytes, inline chunk bytes, a chunk location, or None if absent."""

@@ -193,6 +193,13 @@ class IcechunkStore(Store):
         for name in self._session.list_dir(prefix):
             yield name
 
+    async def getsize_prefix(self, prefix: str) -> int:
+        """Total size of the values under directory ``prefix`` (``"c"`` excludes ``"cc/0"``)."""
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        session = self._session
+        return sum(session.size_of(key) or 0 for key in session.list_keys(prefix))
+
     async def is_empty(self, prefix: str) -> bool:
         if prefix and not prefix.endswith("/"):
             prefix += "/"
