@@ -20,7 +20,9 @@ def _open(path: str) -> Repository:
 
 def cmd_init(args: argparse.Namespace) -> int:
     repo = Repository.create(local_filesystem_storage(args.path))
-    print(f"created repository at {Path(args.path).resolve()} (main -> {repo.lookup_branch('main')})")
+    print(
+        f"created repository at {Path(args.path).resolve()} (main -> {repo.lookup_branch('main')})"
+    )
     return 0
 
 
@@ -73,14 +75,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     session = repo.writable_session("main")
     arr = zarr.open_array(session.store, path=name)
-    arr[:31] = arr[:31] + 0.5  # recalibrate January
+    arr[:31] = np.asarray(arr[:31]) + 0.5  # recalibrate January
     second = session.commit("recalibrate January (+0.5 degC)")
     print(f"commit 2: {second}")
 
     old = zarr.open_array(repo.readonly_session(tag=tag).store, path=name, mode="r")
     new = zarr.open_array(repo.readonly_session(branch="main").store, path=name, mode="r")
-    same = bool(np.array_equal(old[:], temperature))
-    shift = float(np.mean(new[:31]) - np.mean(old[:31]))
+    same = bool(np.array_equal(np.asarray(old[:]), temperature))
+    shift = float(np.mean(np.asarray(new[:31])) - np.mean(np.asarray(old[:31])))
     print(f"time travel: tag {tag} reads the original bytes: {same}")
     print(f"main minus {tag} over January: {shift:+.3f} degC")
     print("log of main:")

@@ -17,7 +17,9 @@ def validate_store_key(key: object, *, allow_empty: bool = False) -> str:
     no NUL or other control character, at most 4096 characters.
     """
     if not isinstance(key, str):
-        raise InvalidInputError(f"store key must be a str, got {type(key).__name__}", kind="invalid-key")
+        raise InvalidInputError(
+            f"store key must be a str, got {type(key).__name__}", kind="invalid-key"
+        )
     if not key:
         if allow_empty:
             return key
@@ -25,7 +27,9 @@ def validate_store_key(key: object, *, allow_empty: bool = False) -> str:
     if len(key) > MAX_STORE_KEY_LENGTH:
         raise InvalidInputError(f"store key too long ({len(key)} characters)", kind="invalid-key")
     if not key.isprintable():
-        raise InvalidInputError(f"store key contains control characters: {key!r}", kind="invalid-key")
+        raise InvalidInputError(
+            f"store key contains control characters: {key!r}", kind="invalid-key"
+        )
     for segment in key.split("/"):
         if segment in ("", ".", ".."):
             raise InvalidInputError(

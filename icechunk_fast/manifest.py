@@ -88,7 +88,7 @@ def _concat_optional(
     if base is None and change is None:
         return None
     b = base if base is not None else np.full(nb, -1, dtype)
-    c = change.astype(dtype) if change is not None else np.full(nc, -1, dtype)
+    c: np.ndarray = change.astype(dtype) if change is not None else np.full(nc, -1, dtype)
     if offset and change is not None:
         c = np.where(c >= 0, c + offset, c).astype(dtype)
     return np.concatenate([b, c])

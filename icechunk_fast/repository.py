@@ -178,7 +178,8 @@ class Repository:
     def _check_storage(storage: object) -> None:
         if not isinstance(storage, Storage):
             raise InvalidInputError(
-                f"expected a Storage (e.g. local_filesystem_storage(path)), got {type(storage).__name__}"
+                "expected a Storage such as local_filesystem_storage(path), "
+                f"got {type(storage).__name__}"
             )
 
     def save_config(self) -> None:
@@ -236,7 +237,11 @@ class Repository:
 
     def _advance_branch(self, branch: str, expected_parent: str, snapshot: Snapshot) -> None:
         record = SnapshotRecord(
-            snapshot.id, snapshot.parent_id, snapshot.written_at, snapshot.message, snapshot.metadata
+            snapshot.id,
+            snapshot.parent_id,
+            snapshot.written_at,
+            snapshot.message,
+            snapshot.metadata,
         )
 
         def mutate(info: RepoInfo) -> None:
@@ -289,7 +294,9 @@ class Repository:
         try:
             return info.branches[branch]
         except KeyError:
-            raise RefNotFoundError(f"branch {branch!r} not found", kind="branch-not-found") from None
+            raise RefNotFoundError(
+                f"branch {branch!r} not found", kind="branch-not-found"
+            ) from None
 
     def create_branch(self, branch: str, snapshot_id: str) -> None:
         """Create ``branch`` pointing at ``snapshot_id``."""
@@ -524,4 +531,3 @@ class Repository:
     async def exists_async(storage: Storage) -> bool:
         """Async twin of :meth:`exists`."""
         return await asyncio.to_thread(Repository.exists, storage)
-

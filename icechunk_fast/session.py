@@ -25,7 +25,7 @@ from .errors import (
 )
 from .format.ids import ChunkIdAllocator, new_node_id, new_snapshot_id
 from .format.manifest import INLINE, NATIVE, TOMBSTONE, VIRTUAL, ManifestData, manifest_key
-from .format.snapshot import ManifestRef, NodeSnapshot, Snapshot, snapshot_key
+from .format.snapshot import ManifestRef, NodeSnapshot, NodeType, Snapshot, snapshot_key
 from .format.transaction_log import TransactionLog, transaction_log_key
 from .keys import METADATA_NAME, node_path_of, store_prefix_of, validate_store_key
 from .manifest import ChunkLocation, chunk_key, lookup_row, merge_changes, resolve
@@ -265,9 +265,9 @@ class Session:
         node, part = found
         changes = self._chunks.get(node.id)
         if changes is not None:
-            row = changes.reads(part)
-            if row is not None:
-                kind, source, seq, offset, length = row
+            change = changes.reads(part)
+            if change is not None:
+                kind, source, seq, offset, length = change
                 if kind == TOMBSTONE:
                     return None
                 if kind == INLINE:
@@ -611,7 +611,8 @@ class Session:
             if node.node_type == "array" and changes is not None and len(changes):
                 manifests, coords = self._write_manifest(node, changes, prefixes)
                 log.updated_chunks[node.id] = coords
-            nodes[path] = NodeSnapshot(node.id, path, node.node_type, node.zarr_metadata, manifests)
+            node_type: NodeType = "array" if node.node_type == "array" else "group"
+            nodes[path] = NodeSnapshot(node.id, path, node_type, node.zarr_metadata, manifests)
         for prefix, change in self._changed.items():
             group = change.node_type == "group"
             if change.is_new:

@@ -53,8 +53,8 @@ class IcechunkStore(Store):
     supports_writes: bool = True
     supports_deletes: bool = True
     supports_listing: bool = True
-    supports_partial_writes = False  # type: ignore[assignment]
-    supports_consolidated_metadata = False  # type: ignore[assignment]
+    supports_partial_writes = False
+    supports_consolidated_metadata = False
 
     def __init__(self, session: Session, *, read_only: bool | None = None) -> None:
         if read_only is None:

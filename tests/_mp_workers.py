@@ -10,7 +10,9 @@ import zarr
 import icechunk_fast as ic
 
 
-def commit_loop(path: str, worker: int, attempts: int, start_at: float) -> list[tuple[int, str | None]]:
+def commit_loop(
+    path: str, worker: int, attempts: int, start_at: float
+) -> list[tuple[int, str | None]]:
     """Try ``attempts`` commits, each writing ``worker * 1000 + attempt`` to chunk ``worker``.
 
     Returns ``(attempt, snapshot id or None on ConflictError)`` for every attempt.

@@ -84,7 +84,10 @@ def make_log() -> TransactionLog:
         new_arrays={"A": "/g/a"},
         deleted_arrays={"D": "/d"},
         updated_arrays={"U": "/u"},
-        updated_chunks={"A": np.array([[0, 1], [5, 7]], dtype=np.int64), "B": np.zeros((0, 3), np.int64)},
+        updated_chunks={
+            "A": np.array([[0, 1], [5, 7]], dtype=np.int64),
+            "B": np.zeros((0, 3), np.int64),
+        },
     )
 
 
@@ -93,7 +96,17 @@ def make_config() -> RepositoryConfig:
 
 
 def assert_manifest_equal(a: ManifestData, b: ManifestData) -> None:
-    for name in ("coords", "kind", "source", "seq", "offset", "length", "prefixes", "etag", "mtime"):
+    for name in (
+        "coords",
+        "kind",
+        "source",
+        "seq",
+        "offset",
+        "length",
+        "prefixes",
+        "etag",
+        "mtime",
+    ):
         x, y = getattr(a, name), getattr(b, name)
         if x is None or y is None:
             assert x is None and y is None, name
@@ -157,7 +170,9 @@ def test_bit_flips_are_refused(encoded: tuple[str, object, bytes]) -> None:
     kind, _, data = encoded
     _, decode = OBJECTS[kind]
     rng = np.random.default_rng(1)
-    positions = set(range(HEADER_SIZE)) | set(rng.integers(HEADER_SIZE, len(data), size=64).tolist())
+    positions = set(range(HEADER_SIZE)) | set(
+        rng.integers(HEADER_SIZE, len(data), size=64).tolist()
+    )
     for pos in sorted(positions):
         for bit in (0, 7):
             damaged = bytearray(data)
@@ -226,7 +241,11 @@ def test_empty_and_zero_dim_manifests_round_trip() -> None:
         assert_manifest_equal(m, ManifestData.decode(m.encode()))
     m = ManifestData.empty(0)
     m.coords = np.zeros((1, 0), np.int64)
-    m.kind, m.source, m.seq = np.array([INLINE], np.uint8), np.zeros(1, np.uint32), np.zeros(1, np.uint32)
+    m.kind, m.source, m.seq = (
+        np.array([INLINE], np.uint8),
+        np.zeros(1, np.uint32),
+        np.zeros(1, np.uint32),
+    )
     m.offset, m.length, m.inline = np.zeros(1, np.uint64), np.array([2], np.uint64), b"ab"
     assert_manifest_equal(m, ManifestData.decode(m.encode()))
 

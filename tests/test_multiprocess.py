@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing as mp
 import time
 from pathlib import Path
@@ -21,15 +22,15 @@ def test_concurrent_commits_from_processes(tmp_path: Path) -> None:
     path = str(tmp_path / "repo")
     repo = ic.Repository.create(ic.local_filesystem_storage(path))
     session = repo.writable_session("main")
-    zarr.create_array(session.store, name="a", shape=(WORKERS,), chunks=(1,), dtype="i8", fill_value=-1)
+    zarr.create_array(
+        session.store, name="a", shape=(WORKERS,), chunks=(1,), dtype="i8", fill_value=-1
+    )
     base = session.commit("array")
 
     ctx = mp.get_context("spawn")
     start_at = time.time() + 3.0  # let every child finish importing before racing
     with ctx.Pool(WORKERS) as pool:
-        results = pool.starmap(
-            commit_loop, [(path, w, ATTEMPTS, start_at) for w in range(WORKERS)]
-        )
+        results = pool.starmap(commit_loop, [(path, w, ATTEMPTS, start_at) for w in range(WORKERS)])
 
     ancestry = [s.id for s in repo.ancestry(branch="main")]
     assert len(ancestry) == len(set(ancestry)), "a snapshot appears twice in the ancestry"
@@ -51,6 +52,6 @@ def test_concurrent_commits_from_processes(tmp_path: Path) -> None:
         assert read_value(store, worker) == worker * 1000 + attempt
     # parents are consistent: each snapshot's parent is the next one in the ancestry
     infos = list(repo.ancestry(branch="main"))
-    for newer, older in zip(infos, infos[1:], strict=False):
+    for newer, older in itertools.pairwise(infos):
         assert newer.parent_id == older.id
         assert newer.written_at >= older.written_at

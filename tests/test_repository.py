@@ -27,7 +27,9 @@ def repo(storage: ic.Storage) -> ic.Repository:
     return ic.Repository.create(storage)
 
 
-def write_array(session: ic.Session, name: str, values: np.ndarray, chunks: tuple[int, ...]) -> None:
+def write_array(
+    session: ic.Session, name: str, values: np.ndarray, chunks: tuple[int, ...]
+) -> None:
     root = zarr.open_group(session.store, mode="a")
     if name in root:
         arr = root[name]
@@ -156,7 +158,18 @@ def test_tags_are_immutable_and_names_never_reused(repo: ic.Repository) -> None:
         repo.delete_tag("v1")
 
 
-HOSTILE_NAMES = ["../x", "/abs", "a//b", "", "nul\x00", "x" * 300, ".hidden", "a/../b", "a/", "sp ace"]
+HOSTILE_NAMES = [
+    "../x",
+    "/abs",
+    "a//b",
+    "",
+    "nul\x00",
+    "x" * 300,
+    ".hidden",
+    "a/../b",
+    "a/",
+    "sp ace",
+]
 
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES)

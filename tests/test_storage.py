@@ -115,7 +115,20 @@ def test_list_and_delete(storage: Storage) -> None:
     assert sorted(storage.list()) == ["chunks/B", "manifests/M", "snapshots/S1"]
 
 
-HOSTILE = ["../x", "/abs", "a//b", "a/../b", "a/./b", ".hidden", "a/", "", "nul\x00byte", "x" * 2000, "sp ace", "back\\slash"]
+HOSTILE = [
+    "../x",
+    "/abs",
+    "a//b",
+    "a/../b",
+    "a/./b",
+    ".hidden",
+    "a/",
+    "",
+    "nul\x00byte",
+    "x" * 2000,
+    "sp ace",
+    "back\\slash",
+]
 
 
 @pytest.mark.parametrize("key", HOSTILE)
@@ -158,7 +171,7 @@ def test_local_leaves_no_temp_files_and_lists_none(tmp_path: Path) -> None:
     storage.put("a/b", b"1")
     storage.put_if_absent("a/b", b"2")
     storage.put_if_match("a/b", b"3", "bad")
-    data, version = storage.get_with_version("a/b")
+    _data, version = storage.get_with_version("a/b")
     storage.put_if_match("a/b", b"4", version)
     names = sorted(os.listdir(tmp_path / "a"))
     assert names == ["b"]

@@ -37,7 +37,9 @@ def _encode_int(col: np.ndarray, level: int) -> tuple[dict[str, Any], bytes]:
             break
     packed = zig.astype(narrow)
     width = packed.dtype.itemsize
-    shuffled = packed.view(np.uint8).reshape(-1, width).T.tobytes() if width > 1 else packed.tobytes()
+    shuffled = (
+        packed.view(np.uint8).reshape(-1, width).T.tobytes() if width > 1 else packed.tobytes()
+    )
     return {"enc": "dzs", "width": width}, compress(shuffled, level)
 
 

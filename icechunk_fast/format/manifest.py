@@ -105,7 +105,12 @@ class ManifestData:
             columns["etag"] = self.etag
         if self.mtime is not None:
             columns["mtime"] = self.mtime
-        header = {"n": len(self), "ndim": self.ndim, "locations": self.locations, "etags": self.etags}
+        header = {
+            "n": len(self),
+            "ndim": self.ndim,
+            "locations": self.locations,
+            "etags": self.etags,
+        }
         payload = encode_columns(header, columns, level)
         return encode_object(ObjectType.MANIFEST, payload, compressed=False)
 

@@ -10,7 +10,7 @@ from ..errors import FormatError
 from ._json import dumps, from_micros, loads, to_micros
 from .envelope import ObjectType, decode_object, encode_object
 
-__all__ = ["ManifestRef", "NodeSnapshot", "Snapshot", "snapshot_key"]
+__all__ = ["ManifestRef", "NodeSnapshot", "NodeType", "Snapshot", "snapshot_key"]
 
 NodeType = Literal["group", "array"]
 

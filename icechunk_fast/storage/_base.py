@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from ..errors import InvalidInputError, NotFoundError
 
@@ -35,7 +35,9 @@ def validate_key(key: object) -> str:
     at most 1024 characters.
     """
     if not isinstance(key, str):
-        raise InvalidInputError(f"storage key must be a str, got {type(key).__name__}", kind="invalid-key")
+        raise InvalidInputError(
+            f"storage key must be a str, got {type(key).__name__}", kind="invalid-key"
+        )
     if not key or len(key) > MAX_KEY_LENGTH:
         raise InvalidInputError(f"storage key of invalid length: {key[:80]!r}", kind="invalid-key")
     for segment in key.split("/"):
@@ -112,7 +114,7 @@ class Storage(ABC):
     def delete(self, key: str) -> None:
         """Remove an object; a missing key is not an error."""
 
-    def delete_many(self, keys: list[str]) -> None:
+    def delete_many(self, keys: Iterable[str]) -> None:
         for key in keys:
             self.delete(key)
 
