@@ -38,8 +38,12 @@ def _extensions() -> list[Extension]:
             return [ext(C_SRC)]
         raise
     checks = DEBUG
-    directives = {"boundscheck": checks, "wraparound": checks, "initializedcheck": checks,
-                  "cdivision": not checks}
+    directives = {
+        "boundscheck": checks,
+        "wraparound": checks,
+        "initializedcheck": checks,
+        "cdivision": not checks,
+    }
     exts = cythonize([ext(PYX)], language_level=3, compiler_directives=directives)
     for e in exts:  # cythonize() does not carry `optional` over
         e.optional = not REQUIRE
@@ -51,8 +55,11 @@ try:
 except Exception as exc:  # Cython/NumPy missing or a Cython compile error
     if REQUIRE:
         raise
-    print(f"WARNING: icechunk_fast._kernels will not be built ({exc!r}); "
-          "the pure-NumPy fallback will be used", file=sys.stderr)
+    print(
+        f"WARNING: icechunk_fast._kernels will not be built ({exc!r}); "
+        "the pure-NumPy fallback will be used",
+        file=sys.stderr,
+    )
     EXTENSIONS = []
 
 setup(ext_modules=EXTENSIONS)

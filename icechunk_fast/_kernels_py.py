@@ -246,7 +246,7 @@ def _parse_vectorized(
     valid (then ``coords`` has shape (count, ndim)).
     """
     buf = np.frombuffer(data, dtype=np.uint8)
-    newlines = np.flatnonzero(buf == 0x0A)[: count]
+    newlines = np.flatnonzero(buf == 0x0A)[:count]
     ends = np.empty(count, dtype=np.int64)
     ends[: count - 1] = newlines[: count - 1]
     ends[count - 1] = newlines[count - 1] if newlines.shape[0] >= count else buf.shape[0]

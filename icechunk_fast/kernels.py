@@ -33,7 +33,7 @@ def _select() -> tuple[ModuleType, bool]:
     if os.environ.get(_PURE_ENV, "").strip().lower() in {"1", "true", "yes"}:
         return _kernels_py, False
     try:
-        from . import _kernels  # type: ignore[attr-defined,unused-ignore]
+        from . import _kernels
     except ImportError as exc:
         warnings.warn(
             "icechunk_fast: the compiled kernels (icechunk_fast._kernels) are missing or "

@@ -12,7 +12,13 @@ import pytest
 from icechunk_fast.config import CompressionConfig, RepositoryConfig
 from icechunk_fast.errors import FormatError
 from icechunk_fast.format.envelope import FORMAT_VERSION, HEADER_SIZE
-from icechunk_fast.format.ids import decode_id, encode_id, is_valid_id, new_snapshot_id
+from icechunk_fast.format.ids import (
+    chunk_object_name,
+    decode_id,
+    encode_id,
+    is_valid_id,
+    new_snapshot_id,
+)
 from icechunk_fast.format.manifest import INLINE, NATIVE, VIRTUAL, ManifestData
 from icechunk_fast.format.repo_info import RepoInfo, SnapshotRecord
 from icechunk_fast.format.snapshot import ManifestRef, NodeSnapshot, Snapshot
@@ -256,3 +262,11 @@ def test_ids() -> None:
         assert is_valid_id(sid) and len(sid) == 20
         assert encode_id(decode_id(sid)) == sid
     assert not is_valid_id("../../etc/passwd") and not is_valid_id("I" * 20)
+
+
+def test_chunk_object_names() -> None:
+    names = [chunk_object_name(0xDEADBEEF, seq) for seq in range(0, 2**32, 2**20 + 7)]
+    assert names == sorted(names) and len(set(names)) == len(names)
+    assert all(is_valid_id(n) for n in names)
+    assert chunk_object_name(1, 5) != chunk_object_name(2, 5)
+    assert chunk_object_name(2**64 - 1, 2**32 - 1)[:13] == encode_id(b"\xff" * 8)

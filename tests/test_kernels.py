@@ -361,9 +361,7 @@ def test_format_parity(compiled: ModuleType, case: Any, negative: list[int]) -> 
         rows = rows + [(v,) * d for v in negative]
     for p, s in [(prefix, sep), ("é/", "→")]:
         args = (arr(rows, d), p, s)
-        assert call(compiled.format_chunk_keys, *args) == call(
-            _kernels_py.format_chunk_keys, *args
-        )
+        assert call(compiled.format_chunk_keys, *args) == call(_kernels_py.format_chunk_keys, *args)
 
 
 GOOD_KEYS = [
@@ -501,7 +499,9 @@ def test_sort_large(impl: ModuleType) -> None:
 def _run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
     root = Path(kernels.__file__).resolve().parents[1]
     full_env = {k: v for k, v in os.environ.items() if k != "ICECHUNK_FAST_PURE_PYTHON"}
-    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
+    full_env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(root), os.environ.get("PYTHONPATH")])
+    )
     full_env.update(env)
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
@@ -538,7 +538,7 @@ def test_selector_exports() -> None:
     assert isinstance(kernels.HAVE_CYTHON, bool)
     forced = os.environ.get("ICECHUNK_FAST_PURE_PYTHON", "").strip().lower()
     if forced not in {"1", "true", "yes"}:
-        assert kernels.HAVE_CYTHON == (_compiled_or_none is not None)
+        assert (_compiled_or_none is not None) == kernels.HAVE_CYTHON
 
 
 @pytest.mark.parametrize("value", ["1", "TRUE", "yes"])

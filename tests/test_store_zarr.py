@@ -37,7 +37,9 @@ def _group_doc(**attributes: Any) -> bytes:
     return json.dumps({"zarr_format": 3, "node_type": "group", "attributes": attributes}).encode()
 
 
-def _array_doc(ndim: int, encoding: str = "default", separator: str = "/", **attributes: Any) -> bytes:
+def _array_doc(
+    ndim: int, encoding: str = "default", separator: str = "/", **attributes: Any
+) -> bytes:
     doc = {
         "zarr_format": 3,
         "node_type": "array",
@@ -391,8 +393,13 @@ class TestIcechunkStore(StoreTests[IcechunkStore, Buffer]):
 
     @pytest.mark.parametrize(
         "byte_range",
-        [None, RangeByteRequest(1, 4), OffsetByteRequest(1), SuffixByteRequest(1)]
-        + [RangeByteRequest(10, 20)],
+        [
+            None,
+            RangeByteRequest(1, 4),
+            OffsetByteRequest(1),
+            SuffixByteRequest(1),
+            RangeByteRequest(10, 20),
+        ],
         ids=["none", "range", "offset", "suffix", "range-past-eof"],
     )
     async def test_get_sync_byte_range_parity(self, store: IcechunkStore, byte_range: Any) -> None:
@@ -635,3 +642,40 @@ def test_zarr_hierarchy_state_machine() -> None:
             suppress_health_check=list(HealthCheck),
         ),
     )
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"chunks": (7, 5)},
+        {"chunks": (7, 5), "chunk_key_encoding": {"name": "v2", "separator": "."}},
+        {"chunks": (7, 5), "chunk_key_encoding": {"name": "v2", "separator": "/"}},
+        {"chunks": (7, 5), "chunk_key_encoding": {"name": "default", "separator": "."}},
+        {"chunks": (5, 5), "shards": (20, 10)},
+    ],
+    ids=["default", "v2-dot", "v2-slash", "default-dot", "sharded"],
+)
+def test_zarr_arrays_roundtrip(session: Session, kwargs: dict[str, Any]) -> None:
+    """Arrays written with the zarr API read back, before and after commit."""
+    data = np.arange(40 * 30, dtype="float64").reshape(40, 30)
+    root = zarr.group(session.store, attributes={"kind": "root"})
+    group = root.create_group("g")
+    array = group.create_array("a", shape=data.shape, dtype=data.dtype, **kwargs)
+    array[:] = data
+    array[3:9, 4:6] = -1.0
+    expected = data.copy()
+    expected[3:9, 4:6] = -1.0
+    scalar = root.create_array("s", shape=(), dtype="int32")
+    scalar[()] = 7
+    np.testing.assert_array_equal(zarr.open_array(session.store, path="g/a")[:], expected)
+    sid = session.commit("arrays")
+    ro = session._repo.readonly_session(snapshot_id=sid).store
+    np.testing.assert_array_equal(zarr.open_array(ro, path="g/a", mode="r")[:], expected)
+    np.testing.assert_array_equal(
+        zarr.open_array(ro, path="g/a", mode="r")[10:20, 3], data[10:20, 3]
+    )
+    assert zarr.open_array(ro, path="s", mode="r")[()] == 7
+    opened = zarr.open_group(ro, mode="r")
+    assert opened.attrs["kind"] == "root"
+    assert sorted(opened.group_keys()) == ["g"]
+    assert sorted(opened.array_keys()) == ["s"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import threading
@@ -17,20 +18,15 @@ __all__ = [
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _DECODE = {c: i for i, c in enumerate(_ALPHABET)}
+_FROM_RFC4648 = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET)
 _ID_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{20}$")
 _NODE_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{13}$")
 
 
 def encode_id(raw: bytes) -> str:
     """Crockford base32 of ``raw`` (12 bytes -> 20 characters, 8 bytes -> 13)."""
-    nbits = len(raw) * 8
-    nchars = -(-nbits // 5)
-    value = int.from_bytes(raw, "big") << (nchars * 5 - nbits)
-    out = []
-    for _ in range(nchars):
-        out.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(out))
+    # RFC 4648 base32 has the same bit layout; only the alphabet differs.
+    return base64.b32encode(raw).decode("ascii").rstrip("=").translate(_FROM_RFC4648)
 
 
 def decode_id(text: str, nbytes: int = 12) -> bytes:
@@ -83,9 +79,30 @@ class ChunkIdAllocator:
         return self.prefix, seq
 
 
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]  # 10 bits -> 2 characters
+_PREFIX_NAMES: dict[int, str] = {}
+
+
 def chunk_object_name(prefix: int, seq: int) -> str:
-    """The 20-character id of chunk object ``(prefix, seq)``."""
-    return encode_id(prefix.to_bytes(8, "big") + seq.to_bytes(4, "big"))
+    """The 20-character name of chunk object ``(prefix, seq)``.
+
+    13 characters spell the writer's 8-byte prefix, 7 the counter (35 bits, enough for
+    the 32-bit counter), so names of one writer sort in write order.
+    """
+    head = _PREFIX_NAMES.get(prefix)
+    if head is None:
+        head = encode_id(prefix.to_bytes(8, "big"))
+        if len(_PREFIX_NAMES) > 4096:
+            _PREFIX_NAMES.clear()
+        _PREFIX_NAMES[prefix] = head
+    pairs = _PAIRS
+    return (
+        head
+        + pairs[(seq >> 25) & 1023]
+        + pairs[(seq >> 15) & 1023]
+        + pairs[(seq >> 5) & 1023]
+        + _ALPHABET[seq & 31]
+    )
 
 
 __all__ += ["chunk_object_name"]

@@ -105,7 +105,7 @@ class LocalFileSystemStorage(Storage):
             os.makedirs(directory, exist_ok=True)
             self._made_dirs.add(directory)
 
-    def _write_temp(self, path: str, data: bytes) -> str:
+    def _write_temp(self, path: str, data: bytes, *, durable: bool = False) -> str:
         directory, name = os.path.split(path)
         self._ensure_dir(directory)
         tmp = os.path.join(directory, f".{name}.{os.urandom(6).hex()}.tmp")
@@ -119,6 +119,8 @@ class LocalFileSystemStorage(Storage):
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
+            if durable:
+                os.fsync(fd)
         except BaseException:
             os.close(fd)
             os.unlink(tmp)
@@ -151,7 +153,7 @@ class LocalFileSystemStorage(Storage):
     def put_if_match(self, key: str, data: bytes, expected_version: str | None) -> str | None:
         self._check_writable()
         path = self._path(key)
-        tmp = self._write_temp(path, data)
+        tmp = self._write_temp(path, data, durable=True)  # the commit point: make it stick
         try:
             with self._locked():
                 try:
