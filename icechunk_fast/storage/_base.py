@@ -17,7 +17,8 @@ from ..errors import InvalidInputError, NotFoundError
 
 __all__ = ["ObjectNotFoundError", "Storage", "validate_key"]
 
-_SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,254}$")
+_SEG = r"[A-Za-z0-9_][A-Za-z0-9._-]{0,254}"
+_KEY = re.compile(rf"{_SEG}(?:/{_SEG})*")
 MAX_KEY_LENGTH = 1024
 
 
@@ -40,9 +41,8 @@ def validate_key(key: object) -> str:
         )
     if not key or len(key) > MAX_KEY_LENGTH:
         raise InvalidInputError(f"storage key of invalid length: {key[:80]!r}", kind="invalid-key")
-    for segment in key.split("/"):
-        if not _SEGMENT.match(segment):
-            raise InvalidInputError(f"unsafe storage key {key[:200]!r}", kind="invalid-key")
+    if _KEY.fullmatch(key) is None:
+        raise InvalidInputError(f"unsafe storage key {key[:200]!r}", kind="invalid-key")
     return key
 
 

@@ -34,13 +34,14 @@ class LocalFileSystemStorage(Storage):
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser().resolve()
+        self._root = str(self.root)
         self._made_dirs: set[str] = set()
 
     def __repr__(self) -> str:
         return f"LocalFileSystemStorage({str(self.root)!r})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (LocalFileSystemStorage, (str(self.root),))
+        return (LocalFileSystemStorage, (self._root,))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, LocalFileSystemStorage) and other.root == self.root
@@ -49,20 +50,38 @@ class LocalFileSystemStorage(Storage):
         return hash(self.root)
 
     def _path(self, key: str) -> str:
-        return os.path.join(self.root, validate_key(key))
+        return f"{self._root}/{validate_key(key)}"
+
 
     # -- reads ------------------------------------------------------------------
     def _read(self, key: str, start: int = 0, end: int | None = None) -> bytes:
         path = self._path(key)
         try:
-            with open(path, "rb") as f:
-                if start:
-                    f.seek(start)
-                return f.read() if end is None else f.read(max(0, end - start))
+            fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
             raise ObjectNotFoundError(f"object {key!r} not found in {self.root}") from None
         except OSError as exc:
             raise StorageError(f"cannot read {path}: {exc}") from exc
+        try:
+            if end is None:
+                end = os.fstat(fd).st_size
+            want = max(0, end - start)
+            data = os.pread(fd, want, start)
+            if len(data) < want:  # short read: a range past the end, or a huge object
+                parts = [data]
+                pos = start + len(data)
+                while pos < end:
+                    more = os.pread(fd, end - pos, pos)
+                    if not more:
+                        break
+                    parts.append(more)
+                    pos += len(more)
+                data = b"".join(parts)
+            return data
+        except OSError as exc:
+            raise StorageError(f"cannot read {path}: {exc}") from exc
+        finally:
+            os.close(fd)
 
     def get(self, key: str) -> bytes:
         return self._read(key)
