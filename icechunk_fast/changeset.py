@@ -8,6 +8,8 @@ with the key-parsing kernel.
 
 from __future__ import annotations
 
+import functools
+import re
 from array import array
 from dataclasses import dataclass
 
@@ -17,6 +19,17 @@ from . import kernels
 from .format.manifest import INLINE, NATIVE, TOMBSTONE, ManifestData
 
 __all__ = ["ArrayChanges", "ChunkKeyFormat", "NodeChange"]
+
+
+_NUMBER = "(0|[1-9][0-9]*)"  # no leading zeros: one spelling per chunk
+
+
+@functools.lru_cache(maxsize=256)
+def _grammar(ndim: int, separator: str, default: bool) -> re.Pattern[str]:
+    sep = re.escape(separator)
+    body = sep.join([_NUMBER] * ndim)
+    pattern = ("c" + sep + body if ndim else "c") if default else (body if ndim else "0")
+    return re.compile(pattern, re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,23 +54,10 @@ class ChunkKeyFormat:
 
     def parse_one(self, part: str) -> tuple[int, ...] | None:
         """Coordinates of one chunk key, or None if ``part`` is not a valid key."""
-        if self.default:
-            if self.ndim == 0:
-                return () if part == "c" else None
-            if not part.startswith("c" + self.separator):
-                return None
-            body = part[2:]
-        else:
-            if self.ndim == 0:
-                return () if part == "0" else None
-            body = part
-        fields = body.split(self.separator)
-        if len(fields) != self.ndim:
+        match = _grammar(self.ndim, self.separator, self.default).fullmatch(part)
+        if match is None:
             return None
-        for f in fields:
-            if not f.isdigit() or not f.isascii() or (len(f) > 1 and f[0] == "0"):
-                return None
-        return tuple(map(int, fields))
+        return tuple(map(int, match.groups()))
 
     def parse_many(self, parts: list[str]) -> np.ndarray:
         if not self.default and self.ndim == 0:

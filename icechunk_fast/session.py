@@ -67,7 +67,8 @@ def _parse_metadata(data: bytes) -> dict[str, Any]:
         ) from exc
     if not isinstance(doc, dict) or doc.get("zarr_format") != 3:
         raise InvalidInputError(
-            "zarr.json must be a Zarr v3 document (zarr_format 3); icechunk_fast stores Zarr v3 only",
+            "zarr.json must be a Zarr v3 document (zarr_format 3); "
+            "icechunk_fast stores Zarr v3 only",
             kind="invalid-metadata",
         )
     if doc.get("node_type") not in ("group", "array"):
@@ -160,9 +161,7 @@ class Session:
 
     @property
     def has_uncommitted_changes(self) -> bool:
-        return bool(
-            self._changed or self._deleted or any(len(c) for c in self._chunks.values())
-        )
+        return bool(self._changed or self._deleted or any(len(c) for c in self._chunks.values()))
 
     @property
     def store(self) -> IcechunkStore:
@@ -214,55 +213,54 @@ class Session:
             layout = node.layout = _layout_of(node.zarr_metadata)
         return layout
 
-    def _find_chunk(self, key: str) -> tuple[_Node, str] | None:
-        """The array that owns chunk key ``key`` and the chunk part of the key.
+    def _find_chunk(self, key: str) -> tuple[_Node, str, tuple[int, ...] | None] | None:
+        """The array owning chunk key ``key``, the chunk part and its coordinates.
 
         The owner is an array whose chunk key encoding accepts the rest of the key (so
         ``foo/c/0.0`` belongs to an array ``foo/c`` with v2 encoding even if ``foo`` is an
-        array too); failing that, the deepest array above the key, whose writes then
-        report the malformed chunk key.
+        array too); failing that, the deepest array above the key, with coordinates
+        ``None`` so that writes can report the malformed chunk key.
         """
         live = self._live
-        fallback: tuple[_Node, str] | None = None
+        fallback: tuple[_Node, str, tuple[int, ...] | None] | None = None
         # Fast path for the default encoding: the chunk part starts at the last "/c/".
         cut = key.rfind("/c/")
-        if cut >= 0:
-            head, part = key[:cut], key[cut + 1 :]
-        elif key == "c" or key.startswith("c/"):
-            head, part = "", key
-        else:
-            head = part = None
-        if head is not None and part is not None:
+        if cut >= 0 or key == "c" or key.startswith("c/"):
+            head, part = (key[:cut], key[cut + 1 :]) if cut >= 0 else ("", key)
             node = live.get(head)
             if node is not None and node.node_type == "array":
-                if self._layout(node).key_format.parse_one(part) is not None:
-                    return node, part
-                fallback = node, part
+                coords = self._layout(node).key_format.parse_one(part)
+                if coords is not None:
+                    return node, part, coords
+                fallback = node, part, None
         # General case (v2 encoding, 0-d arrays): try every split point, longest first.
         pos = len(key)
         while pos > 0:
             pos = key.rfind("/", 0, pos)
-            head = key[:pos] if pos > 0 else ""
-            node = live.get(head)
+            node = live.get(key[:pos] if pos > 0 else "")
             if node is not None and node.node_type == "array":
                 part = key[pos + 1 :] if pos >= 0 else key
-                if self._layout(node).key_format.parse_one(part) is not None:
-                    return node, part
+                coords = self._layout(node).key_format.parse_one(part)
+                if coords is not None:
+                    return node, part, coords
                 if fallback is None:
-                    fallback = node, part
+                    fallback = node, part, None
             if pos <= 0:
                 break
         return fallback
 
     def _locate(self, key: str) -> bytes | ChunkLocation | None:
         """Metadata bytes, inline chunk bytes, a chunk location, or None if absent."""
-        if key == METADATA_NAME or key.endswith("/" + METADATA_NAME):
-            node = self._live.get(key[: -len(METADATA_NAME) - 1] if key != METADATA_NAME else "")
+        prefix = self._metadata_prefix(key)
+        if prefix is not None:
+            node = self._live.get(prefix)
             return None if node is None else node.zarr_metadata
         found = self._find_chunk(key)
         if found is None:
             return None
-        node, part = found
+        node, part, coords = found
+        if coords is None:
+            return None
         changes = self._chunks.get(node.id)
         if changes is not None:
             change = changes.reads(part)
@@ -273,11 +271,6 @@ class Session:
                 if kind == INLINE:
                     return bytes(changes.inline[offset : offset + length])
                 return ChunkLocation(NATIVE, chunk_key(self._prefixes[source], seq), offset, length)
-        if not node.manifests:
-            return None
-        coords = self._layout(node).key_format.parse_one(part)
-        if coords is None:
-            return None
         for ref in node.manifests:
             if all(lo <= c < hi for c, (lo, hi) in zip(coords, ref.extent, strict=True)):
                 manifest = self._repo._load_manifest(ref.id)
@@ -291,7 +284,8 @@ class Session:
     def _finish_read(self, loc: ChunkLocation, window: Window | None) -> tuple[str, int, int]:
         if loc.kind == VIRTUAL:
             raise SessionStateError(
-                "this array has virtual chunks, which this version of icechunk_fast cannot read yet",
+                "this array has virtual chunks, which this version of icechunk_fast "
+                "cannot read yet",
                 kind="virtual-chunks-unsupported",
             )
         start, end = (0, loc.length) if window is None else window(loc.length)
@@ -342,10 +336,17 @@ class Session:
         return len(loc) if isinstance(loc, bytes) else loc.length
 
     # -- writes -------------------------------------------------------------------
-    def _classify_write(self, key: str) -> tuple[str, _Node | None, str]:
-        """``("meta", None, prefix)`` or ``("chunk", node, part)``."""
-        if key == METADATA_NAME or key.endswith("/" + METADATA_NAME):
-            return "meta", None, key[: -len(METADATA_NAME) - 1] if key != METADATA_NAME else ""
+    @staticmethod
+    def _metadata_prefix(key: str) -> str | None:
+        """The node prefix if ``key`` is a ``zarr.json`` document, else None."""
+        if key == METADATA_NAME:
+            return ""
+        if key.endswith("/" + METADATA_NAME):
+            return key[: -len(METADATA_NAME) - 1]
+        return None
+
+    def _chunk_target(self, key: str) -> tuple[_Node, str]:
+        """The array and chunk part a chunk write goes to, checked against its grid."""
         found = self._find_chunk(key)
         if found is None:
             raise InvalidInputError(
@@ -353,56 +354,50 @@ class Session:
                 "(write the array's zarr.json first)",
                 kind="invalid-key",
             )
-        return "chunk", found[0], found[1]
-
-    def _chunk_part_checked(self, node: _Node, part: str, key: str) -> None:
-        layout = self._layout(node)
-        coords = layout.key_format.parse_one(part)
+        node, part, coords = found
         if coords is None:
             raise InvalidInputError(
                 f"invalid chunk key {key!r} for array /{node.prefix}", kind="invalid-key"
             )
-        grid = layout.grid_shape
+        grid = self._layout(node).grid_shape
         if grid is not None and any(c >= g for c, g in zip(coords, grid, strict=True)):
             raise InvalidInputError(
                 f"chunk {key!r} lies outside the chunk grid {grid} of array /{node.prefix}",
                 kind="invalid-key",
             )
+        return node, part
+
+    def _changes_of(self, node: _Node) -> ArrayChanges:
+        changes = self._chunks.get(node.id)
+        if changes is None:
+            changes = self._chunks[node.id] = ArrayChanges()
+        return changes
 
     def write(self, key: str, data: bytes) -> None:
         """Write the value of store key ``key``."""
         self._check_writable()
-        what, node, rest = self._classify_write(key)
-        if what == "meta":
-            self._set_metadata(rest, data)
+        prefix = self._metadata_prefix(key)
+        if prefix is not None:
+            self._set_metadata(prefix, data)
             return
-        assert node is not None
-        self._chunk_part_checked(node, rest, key)
-        changes = self._chunks.get(node.id)
-        if changes is None:
-            changes = self._chunks[node.id] = ArrayChanges()
+        node, part = self._chunk_target(key)
         if len(data) <= self._inline_threshold:
-            changes.set_inline(rest, data)
+            self._changes_of(node).set_inline(part, data)
             return
         prefix_index, seq = self._new_chunk_id()
         self._storage.put(chunk_key(self._prefixes[prefix_index], seq), data)
-        changes.set_native(rest, prefix_index, seq, 0, len(data))
+        self._changes_of(node).set_native(part, prefix_index, seq, 0, len(data))
 
     async def write_async(self, key: str, data: bytes) -> None:
         """Async twin of :meth:`write`; the chunk upload is awaited."""
         self._check_writable()
-        what, node, rest = self._classify_write(key)
-        if what == "meta" or len(data) <= self._inline_threshold:
+        if self._metadata_prefix(key) is not None or len(data) <= self._inline_threshold:
             self.write(key, data)
             return
-        assert node is not None
-        self._chunk_part_checked(node, rest, key)
+        node, part = self._chunk_target(key)
         prefix_index, seq = self._new_chunk_id()
         await self._storage.put_async(chunk_key(self._prefixes[prefix_index], seq), data)
-        changes = self._chunks.get(node.id)
-        if changes is None:
-            changes = self._chunks[node.id] = ArrayChanges()
-        changes.set_native(rest, prefix_index, seq, 0, len(data))
+        self._changes_of(node).set_native(part, prefix_index, seq, 0, len(data))
 
     def _new_chunk_id(self) -> tuple[int, int]:
         if self._allocator is None:
@@ -446,19 +441,14 @@ class Session:
     def delete(self, key: str) -> None:
         """Delete store key ``key``; a missing key is not an error."""
         self._check_writable()
-        if key == METADATA_NAME or key.endswith("/" + METADATA_NAME):
-            self._delete_node(key[: -len(METADATA_NAME) - 1] if key != METADATA_NAME else "")
+        prefix = self._metadata_prefix(key)
+        if prefix is not None:
+            self._delete_node(prefix)
             return
         found = self._find_chunk(key)
-        if found is None:
+        if found is None or found[2] is None or self._locate(key) is None:
             return
-        node, part = found
-        if self._locate(key) is None:
-            return
-        changes = self._chunks.get(node.id)
-        if changes is None:
-            changes = self._chunks[node.id] = ArrayChanges()
-        changes.delete(part)
+        self._changes_of(found[0]).delete(found[1])
 
     def delete_prefix(self, prefix: str) -> None:
         """Delete every key under directory ``prefix`` (``""``: everything)."""
