@@ -370,7 +370,7 @@ def workload_refs(res: Results, backends: list[str], sizes: Sizes, repeats: int,
     warm = res.row("4c", f"   4c. warm random get x{min(n, sizes.n_gets):,}, per get", "us")
     mbytes = res.row("4d", "   4d. manifest bytes per ref", "B")
     n_shuf = max(1, n // 10)
-    shuffled = res.row("4e", f"   4e. manifest B/ref, {n_shuf:,} refs shuffled order", "B")
+    shuffled = res.row("4e", f"   4e. manifest B/ref, {n_shuf:,} shuffled refs", "B")
     for row in (build, per_ref, harness, commit, cold, warm, mbytes, shuffled):
         row.na("zarr", "n/a")
     harness.na("ic", "n/a")

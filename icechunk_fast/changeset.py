@@ -101,20 +101,22 @@ class ArrayChanges:
         return len(self.index)
 
     def _append(self, key: str, kind: int, source: int, seq: int, offset: int, length: int) -> None:
-        self.index[key] = len(self.keys)
+        row = len(self.keys)
         self.keys.append(key)
         self.kind.append(kind)
         self.source.append(source)
         self.seq.append(seq)
         self.offset.append(offset)
         self.length.append(length)
+        self.index[key] = row  # last: a lock-free reader never sees a half-written row
 
     def set_native(self, key: str, prefix_index: int, seq: int, offset: int, length: int) -> None:
         self._append(key, NATIVE, prefix_index, seq, offset, length)
 
     def set_inline(self, key: str, data: bytes) -> None:
-        self._append(key, INLINE, 0, 0, len(self.inline), len(data))
+        offset = len(self.inline)
         self.inline += data
+        self._append(key, INLINE, 0, 0, offset, len(data))
 
     def delete(self, key: str) -> None:
         self._append(key, TOMBSTONE, 0, 0, 0, 0)

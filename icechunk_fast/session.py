@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -124,6 +125,8 @@ class Session:
         self._inline_threshold = repo.config.inline_threshold
         self._level = repo.config.compression_level
         self._allocator: ChunkIdAllocator | None = None
+        # writers from several threads (dask, zarr's sync pipeline) share one session
+        self._lock = threading.RLock()
         self._prefixes: list[int] = []
         self._reset_to(snapshot)
 
@@ -378,15 +381,18 @@ class Session:
         self._check_writable()
         prefix = self._metadata_prefix(key)
         if prefix is not None:
-            self._set_metadata(prefix, data)
+            with self._lock:
+                self._set_metadata(prefix, data)
             return
         node, part = self._chunk_target(key)
         if len(data) <= self._inline_threshold:
-            self._changes_of(node).set_inline(part, data)
+            with self._lock:
+                self._changes_of(node).set_inline(part, data)
             return
         prefix_index, seq = self._new_chunk_id()
         self._storage.put(chunk_key(self._prefixes[prefix_index], seq), data)
-        self._changes_of(node).set_native(part, prefix_index, seq, 0, len(data))
+        with self._lock:
+            self._changes_of(node).set_native(part, prefix_index, seq, 0, len(data))
 
     async def write_async(self, key: str, data: bytes) -> None:
         """Async twin of :meth:`write`; the chunk upload is awaited."""
@@ -397,15 +403,17 @@ class Session:
         node, part = self._chunk_target(key)
         prefix_index, seq = self._new_chunk_id()
         await self._storage.put_async(chunk_key(self._prefixes[prefix_index], seq), data)
-        self._changes_of(node).set_native(part, prefix_index, seq, 0, len(data))
+        with self._lock:
+            self._changes_of(node).set_native(part, prefix_index, seq, 0, len(data))
 
     def _new_chunk_id(self) -> tuple[int, int]:
-        if self._allocator is None:
-            self._allocator = ChunkIdAllocator()
-        prefix, seq = self._allocator.allocate()
-        if not self._prefixes or self._prefixes[-1] != prefix:
-            self._prefixes.append(prefix)
-        return len(self._prefixes) - 1, seq
+        with self._lock:
+            if self._allocator is None:
+                self._allocator = ChunkIdAllocator()
+            prefix, seq = self._allocator.allocate()
+            if not self._prefixes or self._prefixes[-1] != prefix:
+                self._prefixes.append(prefix)
+            return len(self._prefixes) - 1, seq
 
     def _set_metadata(self, prefix: str, data: bytes) -> None:
         doc = _parse_metadata(data)
@@ -442,30 +450,32 @@ class Session:
         """Delete store key ``key``; a missing key is not an error."""
         self._check_writable()
         prefix = self._metadata_prefix(key)
-        if prefix is not None:
-            self._delete_node(prefix)
-            return
-        found = self._find_chunk(key)
-        if found is None or found[2] is None or self._locate(key) is None:
-            return
-        self._changes_of(found[0]).delete(found[1])
+        with self._lock:
+            if prefix is not None:
+                self._delete_node(prefix)
+                return
+            found = self._find_chunk(key)
+            if found is None or found[2] is None or self._locate(key) is None:
+                return
+            self._changes_of(found[0]).delete(found[1])
 
     def delete_prefix(self, prefix: str) -> None:
         """Delete every key under directory ``prefix`` (``""``: everything)."""
         self._check_writable()
         prefix = prefix.rstrip("/")
-        for node_prefix in list(self._live):
-            if not prefix or node_prefix == prefix or node_prefix.startswith(prefix + "/"):
-                self._delete_node(node_prefix)
-        # a directory inside an array's chunk space: delete just those chunks
-        inside = [k for k in self._chunk_keys_under(prefix + "/")] if prefix else []
-        for key in inside:
-            self.delete(key)
+        with self._lock:
+            for node_prefix in list(self._live):
+                if not prefix or node_prefix == prefix or node_prefix.startswith(prefix + "/"):
+                    self._delete_node(node_prefix)
+            # a directory inside an array's chunk space: delete just those chunks
+            for key in list(self._chunk_keys_under(prefix + "/")) if prefix else []:
+                self.delete(key)
 
     def discard_changes(self) -> None:
         """Forget every uncommitted change (chunks already uploaded become garbage)."""
         self._check_writable()
-        self._reset_to(self._snapshot)
+        with self._lock:
+            self._reset_to(self._snapshot)
 
     # -- listing ------------------------------------------------------------------
     def _array_chunk_parts(self, node: _Node) -> list[str]:
@@ -574,12 +584,13 @@ class Session:
                 "no changes to commit; pass allow_empty=True to commit anyway",
                 kind="no-changes-to-commit",
             )
-        snapshot, log = self._build_snapshot(message, metadata)
-        self._storage.put(transaction_log_key(snapshot.id), log.encode(self._level))
-        self._storage.put(snapshot_key(snapshot.id), snapshot.encode(self._level))
-        self._repo._advance_branch(self._branch, self._snapshot.id, snapshot)
-        self._read_only = True
-        self._reset_to(snapshot)
+        with self._lock:
+            snapshot, log = self._build_snapshot(message, metadata)
+            self._storage.put(transaction_log_key(snapshot.id), log.encode(self._level))
+            self._storage.put(snapshot_key(snapshot.id), snapshot.encode(self._level))
+            self._repo._advance_branch(self._branch, self._snapshot.id, snapshot)
+            self._read_only = True
+            self._reset_to(snapshot)
         return snapshot.id
 
     async def commit_async(

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from icechunk_fast import _kernels_py, kernels
 
+_compiled_or_none: ModuleType | None
 try:
     from icechunk_fast import _kernels as _compiled_or_none
 except ImportError:

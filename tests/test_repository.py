@@ -365,3 +365,33 @@ async def test_async_twins(repo: ic.Repository) -> None:
     assert await repo.lookup_branch_async("main") == snap
     again = await ic.Repository.open_async(repo.storage)
     assert (await again.readonly_session_async(branch="main")).snapshot_id == snap
+
+
+def test_threads_writing_one_session(repo: ic.Repository) -> None:
+    """dask's threaded scheduler and zarr's sync pipeline write one session from many threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from zarr.core.buffer import default_buffer_prototype
+
+    session = repo.writable_session("main")
+    arr = zarr.create_array(
+        session.store, name="a", shape=(4000,), chunks=(1,), dtype="u1", compressors=None
+    )
+    del arr
+    store = session.store
+    proto = default_buffer_prototype()
+    big = ic.RepositoryConfig.default().inline_threshold + 1
+
+    def write(i: int) -> None:
+        value = bytes([i % 251]) if i % 2 else bytes([i % 251]) * big  # inline and native
+        store.set_sync(f"a/c/{i}", proto.buffer.from_bytes(value))
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(write, range(4000)))
+    snap = session.commit("threads")
+    ro = repo.readonly_session(snapshot_id=snap).store
+    for i in range(0, 4000, 37):
+        got = ro.get_sync(f"a/c/{i}")
+        assert got is not None
+        want = bytes([i % 251]) if i % 2 else bytes([i % 251]) * big
+        assert got.to_bytes() == want
