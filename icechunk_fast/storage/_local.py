@@ -52,7 +52,6 @@ class LocalFileSystemStorage(Storage):
     def _path(self, key: str) -> str:
         return f"{self._root}/{validate_key(key)}"
 
-
     # -- reads ------------------------------------------------------------------
     def _read(self, key: str, start: int = 0, end: int | None = None) -> bytes:
         path = self._path(key)
