@@ -1,0 +1,86 @@
+"""A commit that dies part way leaves the repository at its old or its new snapshot."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import zarr
+
+import icechunk_fast as ic
+from icechunk_fast.storage import InMemoryStorage
+
+
+class FailingStorage(InMemoryStorage):
+    """Fails the ``fail_at``-th write (counting from 1) after it is armed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail_at = 0
+        self.writes = 0
+
+    def _tick(self) -> None:
+        if self.fail_at:
+            self.writes += 1
+            if self.writes == self.fail_at:
+                raise ic.StorageError("injected failure")
+
+    def put(self, key: str, data: bytes) -> None:
+        self._tick()
+        super().put(key, data)
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        self._tick()
+        return super().put_if_absent(key, data)
+
+    def put_if_match(self, key: str, data: bytes, expected_version: str | None) -> str | None:
+        self._tick()
+        return super().put_if_match(key, data, expected_version)
+
+
+def _commit_second_version(storage: FailingStorage) -> None:
+    repo = ic.Repository.open(storage)
+    session = repo.writable_session("main")
+    arr = zarr.open_array(session.store, path="a")
+    arr[:] = np.arange(64, dtype="f8") * 2  # 8 chunk objects, then manifest, log, snapshot, ref
+    session.commit("second")
+
+
+def test_every_failure_point_leaves_old_or_new() -> None:
+    writes_per_commit = None
+    for fail_at in range(1, 40):
+        storage = FailingStorage()
+        repo = ic.Repository.create(storage)
+        session = repo.writable_session("main")
+        arr = zarr.create_array(session.store, name="a", shape=(64,), chunks=(8,), dtype="f8")
+        arr[:] = np.arange(64, dtype="f8")
+        first = session.commit("first")
+        storage.fail_at = fail_at
+        try:
+            _commit_second_version(storage)
+        except ic.StorageError:
+            pass
+        else:
+            writes_per_commit = writes_per_commit or storage.writes
+        storage.fail_at = 0
+        reopened = ic.Repository.open(storage)
+        tip = reopened.lookup_branch("main")
+        values = zarr.open_array(reopened.readonly_session(branch="main").store, path="a")[:]
+        if tip == first:
+            np.testing.assert_array_equal(values, np.arange(64))
+        else:
+            assert reopened.lookup_snapshot(tip).message == "second"
+            np.testing.assert_array_equal(values, np.arange(64) * 2)
+        if writes_per_commit is not None and fail_at > writes_per_commit:
+            break
+    assert writes_per_commit is not None, "the commit never got through"
+
+
+def test_uncommitted_work_is_invisible() -> None:
+    storage = ic.in_memory_storage()
+    repo = ic.Repository.create(storage)
+    session = repo.writable_session("main")
+    zarr.create_array(session.store, name="a", shape=(4,), chunks=(2,), dtype="i4")[:] = 7
+    del session  # the process "dies" before committing
+    reopened = ic.Repository.open(storage)
+    with pytest.raises(FileNotFoundError):
+        zarr.open_array(reopened.readonly_session(branch="main").store, path="a", mode="r")
