@@ -13,6 +13,15 @@ for it::
 from __future__ import annotations
 
 from .config import CachingConfig, CompressionConfig, RepositoryConfig
+from .conflicts import (
+    BasicConflictSolver,
+    Conflict,
+    ConflictDetector,
+    ConflictSolver,
+    ConflictType,
+    VersionSelection,
+)
+from .diff import Diff
 from .errors import (
     AlreadyExistsError,
     ConflictError,
@@ -31,7 +40,7 @@ from .errors import (
     StorageError,
 )
 from .kernels import HAVE_CYTHON
-from .records import ChunkType, SessionMode, SnapshotInfo, SpecVersion
+from .records import ChunkType, SessionMode, SnapshotInfo, SpecVersion, Update
 from .repository import Repository
 from .session import Session
 from .storage import (
@@ -48,10 +57,16 @@ __version__ = "0.1.0"
 __all__ = [
     "HAVE_CYTHON",
     "AlreadyExistsError",
+    "BasicConflictSolver",
     "CachingConfig",
     "ChunkType",
     "CompressionConfig",
+    "Conflict",
+    "ConflictDetector",
     "ConflictError",
+    "ConflictSolver",
+    "ConflictType",
+    "Diff",
     "FormatError",
     "IcechunkError",
     "IcechunkStore",
@@ -75,6 +90,8 @@ __all__ = [
     "SpecVersion",
     "Storage",
     "StorageError",
+    "Update",
+    "VersionSelection",
     "__version__",
     "in_memory_storage",
     "local_filesystem_storage",

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["ChunkType", "SessionMode", "SnapshotInfo", "SpecVersion"]
+__all__ = ["ChunkType", "SessionMode", "SnapshotInfo", "SpecVersion", "Update"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,3 +54,20 @@ class SpecVersion(enum.IntEnum):
     @classmethod
     def current(cls) -> SpecVersion:
         return cls.v2
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """One entry of :meth:`Repository.ops_log`: a mutation of the repository.
+
+    ``kind`` is one of ``repo_initialized``, ``new_commit``, ``commit_amended``,
+    ``new_detached_snapshot``, ``branch_created``, ``branch_reset``, ``branch_deleted``,
+    ``tag_created``, ``tag_deleted``, ``metadata_changed``. ``name`` is the branch or
+    tag involved, if any.
+    """
+
+    kind: str
+    updated_at: datetime
+    name: str | None = None
+    previous_snap_id: str | None = None
+    new_snap_id: str | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -12,6 +13,7 @@ from typing import Any, TypeVar
 
 from .cache import ByteLRU
 from .config import CONFIG_KEY, RepositoryConfig
+from .diff import Diff, compose_logs
 from .errors import (
     AlreadyExistsError,
     ConflictError,
@@ -25,7 +27,8 @@ from .format.ids import is_valid_id, new_snapshot_id
 from .format.manifest import ManifestData, manifest_key
 from .format.repo_info import REPO_INFO_KEY, RepoInfo, SnapshotRecord
 from .format.snapshot import Snapshot, snapshot_key
-from .records import SnapshotInfo, SpecVersion
+from .format.transaction_log import TransactionLog, transaction_log_key
+from .records import SnapshotInfo, SpecVersion, Update
 from .refs import validate_ref_name
 from .session import Session
 from .storage import ObjectNotFoundError, Storage
@@ -34,6 +37,21 @@ from .store import IcechunkStore
 __all__ = ["Repository"]
 
 T = TypeVar("T")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _check_json(value: object, what: str) -> None:
+    if not isinstance(value, dict):
+        raise InvalidInputError(f"{what} must be a dict, got {type(value).__name__}")
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{what} must be JSON-serializable: {exc}") from exc
+
+
 INITIAL_MESSAGE = "Repository initialized"
 MAIN = "main"
 
@@ -76,6 +94,7 @@ class Repository:
         self._storage = storage
         self._config = config
         self._spec_version = spec_version
+        self._default_commit_metadata: dict[str, Any] = {}
         self._manifests: ByteLRU[ManifestData] = ByteLRU(
             config.manifest_cache_bytes, lambda m: m.nbytes()
         )
@@ -111,6 +130,7 @@ class Repository:
         storage.put(snapshot_key(root.id), root.encode(effective.compression_level))
         record = SnapshotRecord(root.id, None, root.written_at, root.message, {})
         info = RepoInfo(version, branches={MAIN: root.id}, snapshots={root.id: record})
+        info.record("repo_initialized", root.written_at, new_snap_id=root.id)
         if not storage.put_if_absent(REPO_INFO_KEY, info.encode(effective.compression_level)):
             raise AlreadyExistsError(
                 f"{storage!r} already holds a repository (created concurrently)",
@@ -235,7 +255,15 @@ class Repository:
             time.sleep(delay * random.random())
             delay = min(delay * 2, 0.1)
 
-    def _advance_branch(self, branch: str, expected_parent: str, snapshot: Snapshot) -> None:
+    def _publish(
+        self, snapshot: Snapshot, branch: str | None, expected_tip: str, kind: str
+    ) -> None:
+        """Make ``snapshot`` part of the history in one compare-and-swap of the repo info.
+
+        ``kind`` is ``new_commit`` (``branch`` must still point at ``expected_tip``, its
+        parent), ``commit_amended`` (``branch`` must still point at ``expected_tip``, the
+        snapshot being replaced) or ``new_detached_snapshot`` (no branch moves).
+        """
         record = SnapshotRecord(
             snapshot.id,
             snapshot.parent_id,
@@ -245,16 +273,72 @@ class Repository:
         )
 
         def mutate(info: RepoInfo) -> None:
-            actual = info.branches.get(branch)
-            if actual is None:
-                raise RefNotFoundError(f"branch {branch!r} was deleted", kind="branch-not-found")
-            if actual != expected_parent:
-                raise ConflictError(expected_parent=expected_parent, actual_parent=actual)
+            if branch is not None:
+                actual = info.branches.get(branch)
+                if actual is None:
+                    raise RefNotFoundError(
+                        f"branch {branch!r} was deleted", kind="branch-not-found"
+                    )
+                if actual != expected_tip:
+                    raise ConflictError(expected_parent=expected_tip, actual_parent=actual)
+                info.branches[branch] = snapshot.id
             info.snapshots[snapshot.id] = record
-            info.branches[branch] = snapshot.id
+            previous = expected_tip if kind == "commit_amended" else None
+            info.record(
+                kind,
+                snapshot.written_at,
+                name=branch,
+                previous_snap_id=previous,
+                new_snap_id=snapshot.id,
+            )
 
         self._update_info(mutate)
         self._snapshots.put(snapshot.id, snapshot)
+
+    # -- repository metadata and the ops log ------------------------------------------------
+    def get_metadata(self) -> dict[str, Any]:
+        """The repository's own metadata (not a snapshot's)."""
+        return dict(self._read_info().metadata)
+
+    def set_metadata(self, metadata: dict[str, Any]) -> None:
+        """Replace the repository metadata."""
+        self._change_metadata(metadata, replace=True)
+
+    def update_metadata(self, metadata: dict[str, Any]) -> dict[str, Any]:
+        """Merge ``metadata`` into the repository metadata; returns the result."""
+        return self._change_metadata(metadata, replace=False)
+
+    def _change_metadata(self, metadata: dict[str, Any], *, replace: bool) -> dict[str, Any]:
+        self._require_spec(2, "repository metadata")
+        _check_json(metadata, "repository metadata")
+
+        def mutate(info: RepoInfo) -> dict[str, Any]:
+            info.metadata = dict(metadata) if replace else {**info.metadata, **metadata}
+            info.record("metadata_changed", _now())
+            return dict(info.metadata)
+
+        return self._update_info(mutate)
+
+    def set_default_commit_metadata(self, metadata: dict[str, Any]) -> None:
+        """Metadata merged into every commit made through this Repository object."""
+        _check_json(metadata, "commit metadata")
+        self._default_commit_metadata = dict(metadata)
+
+    def default_commit_metadata(self) -> dict[str, Any]:
+        return dict(self._default_commit_metadata)
+
+    def ops_log(self) -> Iterator[Update]:
+        """Every mutation of the repository, newest first."""
+        for op in reversed(self._read_info().ops):
+            yield Update(op.kind, op.at, op.name, op.previous_snap_id, op.new_snap_id)
+
+    def _require_spec(self, version: int, what: str) -> None:
+        if self._spec_version < version:
+            raise InvalidInputError(
+                f"{what} needs a spec version {version} repository; this one is version "
+                f"{self._spec_version}",
+                kind="unsupported-spec-version",
+            )
 
     # -- objects --------------------------------------------------------------------
     def _load_snapshot(self, snapshot_id: str) -> Snapshot:
@@ -309,6 +393,7 @@ class Repository:
                 )
             self._require_snapshot(info, snapshot_id)
             info.branches[branch] = snapshot_id
+            info.record("branch_created", _now(), name=branch, new_snap_id=snapshot_id)
 
         self._update_info(mutate)
 
@@ -329,6 +414,13 @@ class Repository:
                 raise ConflictError(expected_parent=from_snapshot_id, actual_parent=current)
             self._require_snapshot(info, snapshot_id)
             info.branches[branch] = snapshot_id
+            info.record(
+                "branch_reset",
+                _now(),
+                name=branch,
+                previous_snap_id=current,
+                new_snap_id=snapshot_id,
+            )
 
         self._update_info(mutate)
 
@@ -338,8 +430,10 @@ class Repository:
             raise InvalidInputError("the main branch cannot be deleted", kind="cannot-delete-main")
 
         def mutate(info: RepoInfo) -> None:
-            if info.branches.pop(branch, None) is None:
+            previous = info.branches.pop(branch, None)
+            if previous is None:
                 raise RefNotFoundError(f"branch {branch!r} not found", kind="branch-not-found")
+            info.record("branch_deleted", _now(), name=branch, previous_snap_id=previous)
 
         self._update_info(mutate)
 
@@ -369,6 +463,7 @@ class Repository:
                 )
             self._require_snapshot(info, snapshot_id)
             info.tags[tag] = snapshot_id
+            info.record("tag_created", _now(), name=tag, new_snap_id=snapshot_id)
 
         self._update_info(mutate)
 
@@ -376,9 +471,11 @@ class Repository:
         """Delete ``tag``; its name stays reserved forever."""
 
         def mutate(info: RepoInfo) -> None:
-            if info.tags.pop(tag, None) is None:
+            previous = info.tags.pop(tag, None)
+            if previous is None:
                 raise RefNotFoundError(f"tag {tag!r} not found", kind="tag-not-found")
             info.deleted_tags.add(tag)
+            info.record("tag_deleted", _now(), name=tag, previous_snap_id=previous)
 
         self._update_info(mutate)
 
@@ -429,6 +526,81 @@ class Repository:
             record = records[current]
             yield _info(record)
             current = record.parent_id
+
+    def diff(
+        self,
+        *,
+        from_branch: str | None = None,
+        from_tag: str | None = None,
+        from_snapshot_id: str | None = None,
+        to_branch: str | None = None,
+        to_tag: str | None = None,
+        to_snapshot_id: str | None = None,
+    ) -> Diff:
+        """What changed from one snapshot to a later one on the same line of history.
+
+        Give one ``from_*`` and one ``to_*``; the ``from`` snapshot must be an ancestor
+        of (or the same as) the ``to`` snapshot.
+
+        Raises
+        ------
+        InvalidInputError
+            ``from`` is not an ancestor of ``to``.
+        """
+        info = self._read_info()
+        try:
+            start = self._resolve(info, from_branch, from_tag, from_snapshot_id)
+            end = self._resolve(info, to_branch, to_tag, to_snapshot_id)
+        except InvalidInputError:
+            raise InvalidInputError(
+                "give exactly one of from_branch, from_tag, from_snapshot_id and exactly one "
+                "of to_branch, to_tag, to_snapshot_id"
+            ) from None
+        chain: list[str] = []
+        current: str | None = end
+        while current != start:
+            if current is None:
+                raise InvalidInputError(
+                    f"snapshot {start} is not an ancestor of {end}: diff needs the 'from' "
+                    "side to be older on the same line of history (swap them?)",
+                    kind="invalid-diff-range",
+                )
+            chain.append(current)
+            current = info.snapshots[current].parent_id
+        logs = [self._load_transaction_log(sid) for sid in reversed(chain)]
+        final = self._load_snapshot(end)
+        return compose_logs(logs, {n.id: n.path for n in final.nodes.values()})
+
+    def _commits_since(self, branch: str, base_id: str) -> list[str]:
+        """Snapshots on ``branch`` after ``base_id``, oldest first."""
+        info = self._read_info()
+        tip = info.branches.get(branch)
+        if tip is None:
+            raise RefNotFoundError(f"branch {branch!r} not found", kind="branch-not-found")
+        chain: list[str] = []
+        current: str | None = tip
+        while current != base_id:
+            if current is None:
+                raise ConflictError(
+                    f"branch {branch!r} was reset to a history that does not contain "
+                    f"{base_id}; this session cannot be rebased onto it",
+                    expected_parent=base_id,
+                    actual_parent=tip,
+                )
+            chain.append(current)
+            current = info.snapshots[current].parent_id
+        chain.reverse()
+        return chain
+
+    def _load_transaction_log(self, snapshot_id: str) -> TransactionLog:
+        try:
+            data = self._storage.get(transaction_log_key(snapshot_id))
+        except ObjectNotFoundError:
+            raise SnapshotNotFoundError(
+                f"the transaction log of snapshot {snapshot_id} is missing",
+                kind="snapshot-not-found",
+            ) from None
+        return TransactionLog.decode(data, snapshot_id)
 
     def lookup_snapshot(self, snapshot_id: str) -> SnapshotInfo:
         """The :class:`SnapshotInfo` of ``snapshot_id``."""
@@ -508,9 +680,13 @@ class Repository:
     create_tag_async = _async_twin(create_tag, "create_tag")
     delete_tag_async = _async_twin(delete_tag, "delete_tag")
     lookup_snapshot_async = _async_twin(lookup_snapshot, "lookup_snapshot")
+    diff_async = _async_twin(diff, "diff")
     readonly_session_async = _async_twin(readonly_session, "readonly_session")
     writable_session_async = _async_twin(writable_session, "writable_session")
     save_config_async = _async_twin(save_config, "save_config")
+    get_metadata_async = _async_twin(get_metadata, "get_metadata")
+    set_metadata_async = _async_twin(set_metadata, "set_metadata")
+    update_metadata_async = _async_twin(update_metadata, "update_metadata")
 
     @classmethod
     async def create_async(cls, storage: Storage, *args: Any, **kwargs: Any) -> Repository:

@@ -8,6 +8,7 @@ the change set into new manifests, a transaction log and a snapshot at commit.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -18,7 +19,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .changeset import ArrayChanges, ChunkKeyFormat, NodeChange
+from .diff import Diff, combine_logs, compose_logs
 from .errors import (
+    ConflictError,
     FormatError,
     InvalidInputError,
     ReadOnlyError,
@@ -33,6 +36,7 @@ from .manifest import ChunkLocation, chunk_key, lookup_row, merge_changes, resol
 from .records import SessionMode
 
 if TYPE_CHECKING:
+    from .conflicts import ConflictSolver
     from .repository import Repository
     from .store import IcechunkStore
 
@@ -142,6 +146,7 @@ class Session:
         self._changed: dict[str, NodeChange] = {}
         self._deleted: dict[str, NodeSnapshot] = {}
         self._chunks: dict[str, ArrayChanges] = {}
+        self._moves: list[tuple[str, str]] = []
 
     # -- properties ------------------------------------------------------------
     @property
@@ -543,8 +548,51 @@ class Session:
         return bool(self._array_chunk_parts(node))
 
     # -- commit -------------------------------------------------------------------
+    def _prepare_publish(
+        self, message: str, metadata: dict[str, Any] | None, allow_empty: bool
+    ) -> dict[str, Any]:
+        self._check_writable()
+        if not isinstance(message, str):
+            raise InvalidInputError("commit message must be a str")
+        merged = {**self._repo.default_commit_metadata(), **(metadata or {})}
+        try:
+            json.dumps(merged)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"commit metadata must be JSON-serializable: {exc}") from exc
+        if not self.has_uncommitted_changes and not allow_empty:
+            raise SessionStateError(
+                "no changes to commit; pass allow_empty=True to commit anyway",
+                kind="no-changes-to-commit",
+            )
+        return merged
+
+    def _publish(self, message: str, metadata: dict[str, Any], kind: str) -> str:
+        """Write manifests, log and snapshot, then swap them into the history."""
+        with self._lock:
+            base = self._snapshot
+            if kind == "commit_amended":
+                parent, earlier = base.parent_id, [self._repo._load_transaction_log(base.id)]
+            else:
+                parent, earlier = base.id, []
+            snapshot, log = self._build_snapshot(message, metadata, parent)
+            if earlier:
+                log = combine_logs([*earlier, log])
+            self._storage.put(transaction_log_key(snapshot.id), log.encode(self._level))
+            self._storage.put(snapshot_key(snapshot.id), snapshot.encode(self._level))
+            branch = None if kind == "new_detached_snapshot" else self._branch
+            self._repo._publish(snapshot, branch, base.id, kind)
+            self._read_only = True
+            self._reset_to(snapshot)
+        return snapshot.id
+
     def commit(
-        self, message: str, metadata: dict[str, Any] | None = None, *, allow_empty: bool = False
+        self,
+        message: str,
+        metadata: dict[str, Any] | None = None,
+        *,
+        rebase_with: ConflictSolver | None = None,
+        rebase_tries: int = 1000,
+        allow_empty: bool = False,
     ) -> str:
         """Write the changes as a new snapshot and move the branch to it.
 
@@ -553,7 +601,12 @@ class Session:
         message
             Commit message.
         metadata
-            JSON-serializable mapping stored with the snapshot.
+            JSON-serializable mapping stored with the snapshot, laid over the
+            repository's default commit metadata.
+        rebase_with
+            If the branch moved, rebase with this solver and try again, up to
+            ``rebase_tries`` times. The number of rebases is recorded in the commit
+            metadata as ``rebase_attempts``.
         allow_empty
             Commit even if nothing changed.
 
@@ -565,44 +618,187 @@ class Session:
         Raises
         ------
         ConflictError
-            The branch moved since this session started; nothing became visible.
+            The branch moved since this session started (and no ``rebase_with``, or
+            the tries ran out); nothing became visible.
+        RebaseFailedError
+            A rebase met conflicts the solver could not solve.
         SessionStateError
             Nothing to commit (and ``allow_empty`` is False).
         """
-        self._check_writable()
+        merged = self._prepare_publish(message, metadata, allow_empty)
         if self._branch is None:
             raise SessionStateError("this session has no branch to commit to")
-        if not isinstance(message, str):
-            raise InvalidInputError("commit message must be a str")
-        metadata = dict(metadata or {})
-        try:
-            json.dumps(metadata)
-        except (TypeError, ValueError) as exc:
-            raise InvalidInputError(f"commit metadata must be JSON-serializable: {exc}") from exc
-        if not self.has_uncommitted_changes and not allow_empty:
+        attempts = 0
+        while True:
+            try:
+                if attempts:
+                    merged = {**merged, "rebase_attempts": attempts}
+                return self._publish(message, merged, "new_commit")
+            except ConflictError as exc:
+                if (
+                    rebase_with is None
+                    or attempts >= rebase_tries
+                    or type(exc) is not ConflictError
+                ):
+                    raise
+                attempts += 1
+                self.rebase(rebase_with)
+
+    def amend(
+        self, message: str, *, metadata: dict[str, Any] | None = None, allow_empty: bool = False
+    ) -> str:
+        """Replace the tip of the branch with a snapshot holding its changes and these.
+
+        The new snapshot has the old tip's parent; the old tip leaves the branch's
+        history (tags pointing at it keep it). The first snapshot cannot be amended.
+
+        Raises
+        ------
+        ConflictError
+            The branch moved since this session started.
+        """
+        self._repo._require_spec(2, "amend")
+        merged = self._prepare_publish(message, metadata, allow_empty)
+        if self._branch is None:
+            raise SessionStateError("this session has no branch to amend")
+        if self._snapshot.parent_id is None:
             raise SessionStateError(
-                "no changes to commit; pass allow_empty=True to commit anyway",
-                kind="no-changes-to-commit",
+                "the repository's first snapshot cannot be amended; commit instead",
+                kind="cannot-amend-root",
             )
-        with self._lock:
-            snapshot, log = self._build_snapshot(message, metadata)
-            self._storage.put(transaction_log_key(snapshot.id), log.encode(self._level))
-            self._storage.put(snapshot_key(snapshot.id), snapshot.encode(self._level))
-            self._repo._advance_branch(self._branch, self._snapshot.id, snapshot)
-            self._read_only = True
-            self._reset_to(snapshot)
-        return snapshot.id
+        return self._publish(message, merged, "commit_amended")
+
+    def flush(self, message: str, *, metadata: dict[str, Any] | None = None) -> str:
+        """Write the changes as a snapshot that no branch points to (yet).
+
+        Adopt it later with ``repo.reset_branch(branch, snapshot_id)``.
+        """
+        merged = self._prepare_publish(message, metadata, allow_empty=True)
+        return self._publish(message, merged, "new_detached_snapshot")
 
     async def commit_async(
-        self, message: str, metadata: dict[str, Any] | None = None, *, allow_empty: bool = False
+        self,
+        message: str,
+        metadata: dict[str, Any] | None = None,
+        *,
+        rebase_with: ConflictSolver | None = None,
+        rebase_tries: int = 1000,
+        allow_empty: bool = False,
     ) -> str:
         """Async twin of :meth:`commit`."""
-        return await asyncio.to_thread(self.commit, message, metadata, allow_empty=allow_empty)
+        return await asyncio.to_thread(
+            functools.partial(
+                self.commit,
+                message,
+                metadata,
+                rebase_with=rebase_with,
+                rebase_tries=rebase_tries,
+                allow_empty=allow_empty,
+            )
+        )
+
+    async def amend_async(
+        self, message: str, *, metadata: dict[str, Any] | None = None, allow_empty: bool = False
+    ) -> str:
+        """Async twin of :meth:`amend`."""
+        return await asyncio.to_thread(
+            functools.partial(self.amend, message, metadata=metadata, allow_empty=allow_empty)
+        )
+
+    async def flush_async(self, message: str, *, metadata: dict[str, Any] | None = None) -> str:
+        """Async twin of :meth:`flush`."""
+        return await asyncio.to_thread(functools.partial(self.flush, message, metadata=metadata))
+
+    # -- rebase ---------------------------------------------------------------------
+    def rebase(self, solver: ConflictSolver) -> None:
+        """Replay this session's changes over every commit made on its branch since
+        the session started, asking ``solver`` about each conflict.
+
+        Raises
+        ------
+        RebaseFailedError
+            A commit's changes conflict with ours in a way ``solver`` does not solve;
+            the session stays based on the last commit it could be rebased over.
+        """
+        from .conflicts import find_conflicts
+
+        self._check_writable()
+        if self._branch is None:
+            raise SessionStateError("this session has no branch to rebase on")
+        with self._lock:
+            for snapshot_id in self._repo._commits_since(self._branch, self._snapshot.id):
+                theirs = self._repo._load_transaction_log(snapshot_id)
+                their_snapshot = self._repo._load_snapshot(snapshot_id)
+                conflicts = find_conflicts(self, theirs, their_snapshot)
+                solver.solve(self, conflicts, snapshot_id)
+                self._rebase_onto(their_snapshot)
+
+    def _rebase_onto(self, snapshot: Snapshot) -> None:
+        """Keep every change, now on top of ``snapshot`` (a descendant of the base)."""
+        changed, deleted, chunks = self._changed, self._deleted, self._chunks
+        self._reset_to(snapshot)
+        by_id = {node.id: prefix for prefix, node in self._live.items()}
+        for base in deleted.values():
+            prefix = by_id.get(base.id)
+            if prefix is not None:
+                self._delete_node(prefix)
+        for prefix, change in changed.items():
+            if change.is_new:
+                self._live[prefix] = _Node(
+                    change.node_id, prefix, change.node_type, change.zarr_metadata, ()
+                )
+            else:
+                node = self._live.get(by_id.get(change.node_id, prefix))
+                if node is None:
+                    continue  # deleted by them and the solver let it go
+                node.zarr_metadata = change.zarr_metadata
+                node.layout = None
+            self._changed[prefix] = change
+        live_ids = {node.id for node in self._live.values()}
+        self._chunks = {nid: c for nid, c in chunks.items() if nid in live_ids}
+
+    def _drop_chunk_changes(self, node_id: str, coords: np.ndarray) -> None:
+        """Forget our writes of the chunks at ``coords`` (theirs win)."""
+        changes = self._chunks.get(node_id)
+        if changes is None or not len(coords):
+            return
+        node = next(n for n in self._live.values() if n.id == node_id)
+        fmt = self._layout(node).key_format
+        for key in fmt.format_many(coords):
+            changes.index.pop(key, None)
+
+    def _node_log(self) -> TransactionLog:
+        """The node-level part of this session's transaction log (no chunks yet)."""
+        log = TransactionLog()
+        for prefix, change in self._changed.items():
+            group = change.node_type == "group"
+            if change.is_new:
+                target = log.new_groups if group else log.new_arrays
+            else:
+                target = log.updated_groups if group else log.updated_arrays
+            target[change.node_id] = node_path_of(prefix)
+        for prefix, base in self._deleted.items():
+            target = log.deleted_groups if base.node_type == "group" else log.deleted_arrays
+            target[base.id] = node_path_of(prefix)
+        return log
+
+    def status(self) -> Diff:
+        """What this session changed and has not committed yet."""
+        with self._lock:
+            log = self._node_log()
+            paths = {}
+            for node in self._live.values():
+                paths[node.id] = node_path_of(node.prefix)
+                changes = self._chunks.get(node.id)
+                if changes is not None and len(changes):
+                    fmt = self._layout(node).key_format
+                    log.updated_chunks[node.id] = fmt.parse_many(list(changes.index))
+        return compose_logs([log], paths)
 
     def _build_snapshot(
-        self, message: str, metadata: dict[str, Any]
+        self, message: str, metadata: dict[str, Any], parent_id: str | None
     ) -> tuple[Snapshot, TransactionLog]:
-        log = TransactionLog()
+        log = self._node_log()
         prefixes = np.array(self._prefixes, dtype=np.uint64)
         nodes: dict[str, NodeSnapshot] = {}
         for prefix, node in self._live.items():
@@ -614,18 +810,8 @@ class Session:
                 log.updated_chunks[node.id] = coords
             node_type: NodeType = "array" if node.node_type == "array" else "group"
             nodes[path] = NodeSnapshot(node.id, path, node_type, node.zarr_metadata, manifests)
-        for prefix, change in self._changed.items():
-            group = change.node_type == "group"
-            if change.is_new:
-                target = log.new_groups if group else log.new_arrays
-            else:
-                target = log.updated_groups if group else log.updated_arrays
-            target[change.node_id] = node_path_of(prefix)
-        for prefix, base in self._deleted.items():
-            target = log.deleted_groups if base.node_type == "group" else log.deleted_arrays
-            target[base.id] = node_path_of(prefix)
         snapshot = Snapshot(
-            new_snapshot_id(), self._snapshot.id, datetime.now(UTC), message, metadata, nodes
+            new_snapshot_id(), parent_id, datetime.now(UTC), message, metadata, nodes
         )
         return snapshot, log
 

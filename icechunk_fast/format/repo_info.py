@@ -14,7 +14,7 @@ from ..errors import FormatError
 from ._json import dumps, from_micros, loads, to_micros
 from .envelope import ObjectType, decode_object, encode_object
 
-__all__ = ["REPO_INFO_KEY", "RepoInfo", "SnapshotRecord"]
+__all__ = ["REPO_INFO_KEY", "OpRecord", "RepoInfo", "SnapshotRecord"]
 
 REPO_INFO_KEY = "repo"
 
@@ -30,6 +30,17 @@ class SnapshotRecord:
     metadata: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class OpRecord:
+    """One mutation of the repository, for the ops log."""
+
+    kind: str
+    at: datetime
+    name: str | None = None
+    previous_snap_id: str | None = None
+    new_snap_id: str | None = None
+
+
 @dataclass(slots=True)
 class RepoInfo:
     """Decoded repo info. Mutate a copy, then write it back with compare-and-swap."""
@@ -40,6 +51,7 @@ class RepoInfo:
     deleted_tags: set[str] = field(default_factory=set)
     snapshots: dict[str, SnapshotRecord] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    ops: list[OpRecord] = field(default_factory=list)  # oldest first
 
     def copy(self) -> RepoInfo:
         return RepoInfo(
@@ -49,7 +61,11 @@ class RepoInfo:
             set(self.deleted_tags),
             dict(self.snapshots),
             dict(self.metadata),
+            list(self.ops),
         )
+
+    def record(self, kind: str, at: datetime, **fields: str | None) -> None:
+        self.ops.append(OpRecord(kind, at, **fields))
 
     def encode(self, level: int = 3) -> bytes:
         doc = {
@@ -62,6 +78,10 @@ class RepoInfo:
                 for s in self.snapshots.values()
             ],
             "metadata": self.metadata,
+            "ops": [
+                [o.kind, to_micros(o.at), o.name, o.previous_snap_id, o.new_snap_id]
+                for o in self.ops
+            ],
         }
         return encode_object(ObjectType.REPO_INFO, dumps(doc), level=level)
 
@@ -80,6 +100,10 @@ class RepoInfo:
                 set(doc["deleted_tags"]),
                 snapshots,
                 dict(doc.get("metadata", {})),
+                [
+                    OpRecord(op[0], from_micros(int(op[1])), op[2], op[3], op[4])
+                    for op in doc.get("ops", [])
+                ],
             )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise FormatError(f"corrupt repo info: {exc!r}") from exc

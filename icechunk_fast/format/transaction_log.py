@@ -32,6 +32,7 @@ class TransactionLog:
     updated_groups: dict[str, str] = field(default_factory=dict)
     updated_arrays: dict[str, str] = field(default_factory=dict)
     updated_chunks: dict[str, np.ndarray] = field(default_factory=dict)
+    moved_nodes: list[tuple[str, str]] = field(default_factory=list)
 
     _NODE_FIELDS = (
         "new_groups",
@@ -43,13 +44,16 @@ class TransactionLog:
     )
 
     def is_empty(self) -> bool:
-        return not any(getattr(self, f) for f in self._NODE_FIELDS) and not any(
-            len(c) for c in self.updated_chunks.values()
+        return (
+            not any(getattr(self, f) for f in self._NODE_FIELDS)
+            and not self.moved_nodes
+            and not any(len(c) for c in self.updated_chunks.values())
         )
 
     def encode(self, level: int = 3) -> bytes:
         header = {f: getattr(self, f) for f in self._NODE_FIELDS}
         header["chunk_nodes"] = list(self.updated_chunks)
+        header["moved_nodes"] = [list(m) for m in self.moved_nodes]
         columns = {
             f"chunks/{node_id}": np.ascontiguousarray(c.T)
             for node_id, c in self.updated_chunks.items()
@@ -61,7 +65,10 @@ class TransactionLog:
     def decode(cls, data: bytes, name: str = "") -> TransactionLog:
         header, cols = decode_columns(decode_object(data, ObjectType.TRANSACTION_LOG, name))
         try:
-            log = cls(**{f: dict(header[f]) for f in cls._NODE_FIELDS})
+            log = cls()
+            for name in cls._NODE_FIELDS:
+                setattr(log, name, dict(header[name]))
+            log.moved_nodes = [(str(a), str(b)) for a, b in header.get("moved_nodes", [])]
             for node_id in header["chunk_nodes"]:
                 arr = cols[f"chunks/{node_id}"]
                 if arr.ndim != 2:
