@@ -85,9 +85,27 @@ class NodeChange:
 class ArrayChanges:
     """Chunk writes and deletes of one array during a session."""
 
-    __slots__ = ("index", "inline", "keys", "kind", "length", "offset", "seq", "source")
+    __slots__ = (
+        "index",
+        "inline",
+        "keys",
+        "kind",
+        "length",
+        "offset",
+        "override",
+        "seq",
+        "source",
+        "touched",
+    )
 
     def __init__(self) -> None:
+        # Whole-array rewrites (shift, reindex) replace the base manifest in memory;
+        # keyed writes then apply on top of it.
+        self.override: ManifestData | None = None
+        self.touched: list[np.ndarray] = []  # coordinates the rewrites changed
+        self._reset_keyed()
+
+    def _reset_keyed(self) -> None:
         self.keys: list[str] = []
         self.index: dict[str, int] = {}
         self.kind = array("B")
@@ -98,7 +116,21 @@ class ArrayChanges:
         self.inline = bytearray()
 
     def __len__(self) -> int:
-        return len(self.index)
+        """Number of keyed changes, plus one if the base was rewritten."""
+        return len(self.index) + (self.override is not None)
+
+    def replace_base(self, manifest: ManifestData, touched: np.ndarray) -> None:
+        """Make ``manifest`` the array's refs from now on, dropping keyed changes."""
+        self.override = manifest
+        self.touched.append(touched)
+        self._reset_keyed()
+
+    def touched_coords(self, fmt: ChunkKeyFormat) -> np.ndarray:
+        """Sorted unique coordinates of every chunk this session wrote, deleted or moved."""
+        from .diff import union_rows
+
+        parts = [*self.touched, fmt.parse_many(list(self.index))]
+        return union_rows(parts)
 
     def _append(self, key: str, kind: int, source: int, seq: int, offset: int, length: int) -> None:
         row = len(self.keys)

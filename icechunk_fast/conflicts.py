@@ -79,8 +79,7 @@ def _our_chunk_coords(session: Session, node_id: str) -> tuple[list[str], np.nda
     if changes is None or not len(changes):
         return [], np.zeros((0, 0), np.int64)
     node = next(n for n in session._live.values() if n.id == node_id)
-    keys = list(changes.index)
-    return keys, session._layout(node).key_format.parse_many(keys)
+    return list(changes.index), changes.touched_coords(session._layout(node).key_format)
 
 
 def _shared_rows(ours: np.ndarray, theirs: np.ndarray) -> np.ndarray:
@@ -103,18 +102,34 @@ def find_conflicts(
     their_deleted = {**theirs.deleted_groups, **theirs.deleted_arrays}
     their_updated_meta = {**theirs.updated_groups, **theirs.updated_arrays}
 
+    # A node we deleted (and maybe replaced with a new one at the same path) is not an
+    # obstacle in their snapshot: deleting it conflicts only if they updated it, which
+    # the delete checks below report.
+    our_deleted = {base.id for base in session._deleted.values()}
+    their_deleted_paths = set(their_deleted.values())
     for prefix, change in session._changed.items():
         path = "/" + prefix
         if change.is_new:
-            if path in their_paths:
+            existing = their_paths.get(path)
+            if existing is not None and existing.id not in our_deleted:
                 conflicts.append(Conflict(ConflictType.NewNodeConflictsWithExistingNode, path))
                 continue
-            parent = path.rsplit("/", 1)[0] or "/"
-            parent_gone = (
-                parent in {p for p in their_deleted.values()} and parent not in their_paths
+            if path == "/":
+                continue
+            parent_prefix = prefix.rpartition("/")[0]
+            our_parent = session._changed.get(parent_prefix)
+            if our_parent is not None and our_parent.is_new:
+                continue  # under a node we created: checked on its own
+            parent = "/" + parent_prefix
+            their_parent = their_paths.get(parent)
+            parent_gone = their_parent is None and parent in their_deleted_paths
+            # they replaced the group with an array of their own
+            parent_is_array = (
+                their_parent is not None
+                and their_parent.node_type == "array"
+                and their_parent.id not in session._base_ids
             )
-            parent_is_array = parent in their_paths and their_paths[parent].node_type == "array"
-            if path != "/" and (parent_gone or parent_is_array):
+            if parent_gone or parent_is_array:
                 conflicts.append(Conflict(ConflictType.NewNodeInInvalidGroup, path))
             continue
         if change.node_id not in their_nodes:

@@ -54,8 +54,8 @@ class Diff:
             return "Diff: no changes"
         lines: list[str] = []
 
-        def section(title: str, paths: Iterable[str]) -> None:
-            items = sorted(paths)
+        def section(title: str, paths: Iterable[str], ordered: bool = False) -> None:
+            items = list(paths) if ordered else sorted(paths)
             if items:
                 lines.append(f"{title}:")
                 lines.extend(f"    {p}" for p in items)
@@ -67,7 +67,7 @@ class Diff:
         section("Arrays deleted", self.deleted_arrays)
         section("Group metadata updated", self.updated_groups)
         section("Array metadata updated", self.updated_arrays)
-        section("Nodes moved", (f"{a} -> {b}" for a, b in self.moved_nodes))
+        section("Nodes moved", (f"{a} -> {b}" for a, b in self.moved_nodes), ordered=True)
         if self.updated_chunks:
             lines.append("Chunks updated:")
             for path in sorted(self.updated_chunks):
@@ -101,7 +101,9 @@ def combine_logs(logs: list[TransactionLog]) -> TransactionLog:
     deleted: dict[str, tuple[str, str]] = {}
     updated: dict[str, tuple[str, str]] = {}
     chunks: dict[str, list[np.ndarray]] = {}
+    moves: list[tuple[str, str]] = []
     for log in logs:
+        moves.extend(log.moved_nodes)
         for kind, mapping in (("group", log.new_groups), ("array", log.new_arrays)):
             for node_id, path in mapping.items():
                 created[node_id] = (kind, path)
@@ -127,6 +129,7 @@ def combine_logs(logs: list[TransactionLog]) -> TransactionLog:
         for node_id, (kind, path) in source.items():
             (groups if kind == "group" else arrays)[node_id] = path
     out.updated_chunks = {node_id: union_rows(parts) for node_id, parts in chunks.items()}
+    out.moved_nodes = moves
     return out
 
 
@@ -154,6 +157,7 @@ def diff_of(log: TransactionLog, final_paths: dict[str, str]) -> Diff:
             for node_id, coords in log.updated_chunks.items()
             if node_id in final_paths and len(coords)
         },
+        moved_nodes=list(log.moved_nodes),
     )
 
 

@@ -172,4 +172,45 @@ def _compact_tables(m: ManifestData) -> ManifestData:
     return m
 
 
-__all__ += ["TOMBSTONE"]
+def take_rows(m: ManifestData, rows: np.ndarray, coords: np.ndarray | None = None) -> ManifestData:
+    """The rows ``rows`` (mask or indices) of ``m``, tables kept; optionally new coords."""
+    return ManifestData(
+        coords=np.ascontiguousarray(m.coords[rows] if coords is None else coords),
+        kind=m.kind[rows],
+        source=m.source[rows],
+        seq=m.seq[rows],
+        offset=m.offset[rows],
+        length=m.length[rows],
+        prefixes=m.prefixes,
+        locations=m.locations,
+        inline=m.inline,
+        etag=None if m.etag is None else m.etag[rows],
+        mtime=None if m.mtime is None else m.mtime[rows],
+        etags=m.etags,
+    )
+
+
+def remap_rows(
+    m: ManifestData, src: np.ndarray, dst: np.ndarray, clear: np.ndarray
+) -> ManifestData:
+    """Copy the refs of rows ``src`` to coordinates ``dst`` after dropping ``clear``.
+
+    All reads see ``m`` as it was: a ref copied to a position also listed in ``clear``
+    lands there; two sources for one destination are an error (ValueError).
+    """
+    ndim = m.ndim
+    dst = np.asarray(dst, dtype=np.int64).reshape(-1, ndim)
+    keep = np.ones(len(m), dtype=bool)
+    if len(clear):
+        clear = np.asarray(clear, dtype=np.int64).reshape(-1, ndim)
+        clear = clear[kernels.sort_coords(clear)]
+        keep = kernels.lookup_coords(clear, m.coords) < 0
+    order = kernels.sort_coords(dst)
+    dst, src = dst[order], np.asarray(src, dtype=np.int64)[order]
+    if len(dst) > 1 and np.any(np.all(dst[1:] == dst[:-1], axis=1)):
+        raise ValueError("two chunks map to the same destination")
+    moved = take_rows(m, src, dst)
+    return merge_changes(take_rows(m, keep), moved, np.zeros(len(moved), dtype=bool))
+
+
+__all__ += ["TOMBSTONE", "remap_rows", "take_rows"]

@@ -657,6 +657,13 @@ class Repository:
         tip = self.lookup_branch(branch)
         return Session(self, self._load_snapshot(tip), branch, read_only=False)
 
+    def rearrange_session(self, branch: str) -> Session:
+        """A session on the tip of ``branch`` that can only move and rename nodes
+        (:meth:`Session.move`), then commit."""
+        session = self.writable_session(branch)
+        session._rearrange = True
+        return session
+
     @contextmanager
     def transaction(
         self, branch: str, *, message: str, metadata: dict[str, Any] | None = None
@@ -683,6 +690,7 @@ class Repository:
     diff_async = _async_twin(diff, "diff")
     readonly_session_async = _async_twin(readonly_session, "readonly_session")
     writable_session_async = _async_twin(writable_session, "writable_session")
+    rearrange_session_async = _async_twin(rearrange_session, "rearrange_session")
     save_config_async = _async_twin(save_config, "save_config")
     get_metadata_async = _async_twin(get_metadata, "get_metadata")
     set_metadata_async = _async_twin(set_metadata, "set_metadata")

@@ -11,7 +11,7 @@ import asyncio
 import functools
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .changeset import ArrayChanges, ChunkKeyFormat, NodeChange
-from .diff import Diff, combine_logs, compose_logs
+from .diff import Diff, combine_logs, compose_logs, union_rows
 from .errors import (
+    AlreadyExistsError,
     ConflictError,
     FormatError,
     InvalidInputError,
+    NodeNotFoundError,
     ReadOnlyError,
     SessionStateError,
 )
@@ -32,8 +34,16 @@ from .format.manifest import INLINE, NATIVE, TOMBSTONE, VIRTUAL, ManifestData, m
 from .format.snapshot import ManifestRef, NodeSnapshot, NodeType, Snapshot, snapshot_key
 from .format.transaction_log import TransactionLog, transaction_log_key
 from .keys import METADATA_NAME, node_path_of, store_prefix_of, validate_store_key
-from .manifest import ChunkLocation, chunk_key, lookup_row, merge_changes, resolve
-from .records import SessionMode
+from .manifest import (
+    ChunkLocation,
+    chunk_key,
+    lookup_row,
+    merge_changes,
+    remap_rows,
+    resolve,
+    take_rows,
+)
+from .records import ChunkType, SessionMode
 
 if TYPE_CHECKING:
     from .conflicts import ConflictSolver
@@ -120,9 +130,16 @@ class Session:
     """
 
     def __init__(
-        self, repo: Repository, snapshot: Snapshot, branch: str | None, read_only: bool
+        self,
+        repo: Repository,
+        snapshot: Snapshot,
+        branch: str | None,
+        read_only: bool,
+        *,
+        rearrange: bool = False,
     ) -> None:
         self._repo = repo
+        self._rearrange = rearrange
         self._storage = repo.storage
         self._branch = branch
         self._read_only = read_only
@@ -169,7 +186,12 @@ class Session:
 
     @property
     def has_uncommitted_changes(self) -> bool:
-        return bool(self._changed or self._deleted or any(len(c) for c in self._chunks.values()))
+        return bool(
+            self._changed
+            or self._deleted
+            or self._moves
+            or any(len(c) for c in self._chunks.values())
+        )
 
     @property
     def store(self) -> IcechunkStore:
@@ -279,14 +301,22 @@ class Session:
                 if kind == INLINE:
                     return bytes(changes.inline[offset : offset + length])
                 return ChunkLocation(NATIVE, chunk_key(self._prefixes[source], seq), offset, length)
+            if changes.override is not None:
+                return self._locate_in(changes.override, coords)
         for ref in node.manifests:
             if all(lo <= c < hi for c, (lo, hi) in zip(coords, ref.extent, strict=True)):
-                manifest = self._repo._load_manifest(ref.id)
-                row = lookup_row(manifest, coords)
-                if row >= 0:
-                    loc = resolve(manifest, row)
-                    return loc.data if loc.kind == INLINE else loc
+                found_loc = self._locate_in(self._repo._load_manifest(ref.id), coords)
+                if found_loc is not None:
+                    return found_loc
         return None
+
+    @staticmethod
+    def _locate_in(manifest: ManifestData, coords: tuple[int, ...]) -> bytes | ChunkLocation | None:
+        row = lookup_row(manifest, coords)
+        if row < 0:
+            return None
+        loc = resolve(manifest, row)
+        return loc.data if loc.kind == INLINE else loc
 
     # -- reads --------------------------------------------------------------------
     def _finish_read(self, loc: ChunkLocation, window: Window | None) -> tuple[str, int, int]:
@@ -383,7 +413,7 @@ class Session:
 
     def write(self, key: str, data: bytes) -> None:
         """Write the value of store key ``key``."""
-        self._check_writable()
+        self._check_data_writable()
         prefix = self._metadata_prefix(key)
         if prefix is not None:
             with self._lock:
@@ -401,7 +431,7 @@ class Session:
 
     async def write_async(self, key: str, data: bytes) -> None:
         """Async twin of :meth:`write`; the chunk upload is awaited."""
-        self._check_writable()
+        self._check_data_writable()
         if self._metadata_prefix(key) is not None or len(data) <= self._inline_threshold:
             self.write(key, data)
             return
@@ -453,7 +483,7 @@ class Session:
 
     def delete(self, key: str) -> None:
         """Delete store key ``key``; a missing key is not an error."""
-        self._check_writable()
+        self._check_data_writable()
         prefix = self._metadata_prefix(key)
         with self._lock:
             if prefix is not None:
@@ -466,7 +496,7 @@ class Session:
 
     def delete_prefix(self, prefix: str) -> None:
         """Delete every key under directory ``prefix`` (``""``: everything)."""
-        self._check_writable()
+        self._check_data_writable()
         prefix = prefix.rstrip("/")
         with self._lock:
             for node_prefix in list(self._live):
@@ -486,10 +516,8 @@ class Session:
     def _array_chunk_parts(self, node: _Node) -> list[str]:
         fmt = self._layout(node).key_format
         changes = self._chunks.get(node.id)
-        parts: list[str] = []
-        for ref in node.manifests:
-            manifest = self._repo._load_manifest(ref.id)
-            parts.extend(fmt.format_many(manifest.coords))
+        base = self._base_manifest(node)
+        parts: list[str] = [] if base is None else fmt.format_many(base.coords)
         if changes is not None:
             touched = changes.index
             parts = [p for p in parts if p not in touched]
@@ -533,16 +561,26 @@ class Session:
             elif not prefix or node.prefix.startswith(prefix + "/"):
                 rest = node.prefix[len(prefix) + 1 :] if prefix else node.prefix
                 names.add(rest.split("/")[0])
-        # a directory inside an array's chunk space
-        for key in self._chunk_keys_under(prefix + "/") if prefix else ():
-            owner_dir = key[len(prefix) + 1 :]
-            names.add(owner_dir.split("/")[0])
+        # a directory inside an array's chunk space, like "a/c" or "a/c/1"
+        inside = prefix + "/"
+        for node in list(self._live.values()):
+            if (
+                node.node_type == "array"
+                and prefix != node.prefix
+                and inside.startswith(_join(node.prefix, ""))
+            ):
+                for part in self._array_chunk_parts(node):
+                    key = _join(node.prefix, part)
+                    if key.startswith(inside):
+                        names.add(key[len(inside) :].split("/")[0])
         yield from sorted(names)
 
     def _array_has_chunks(self, node: _Node) -> bool:
         changes = self._chunks.get(node.id)
         if changes is None or not len(changes):
             return any(ref.num_refs for ref in node.manifests)
+        if changes.override is not None and not changes.index:
+            return len(changes.override) > 0
         if changes.written_keys():
             return True
         return bool(self._array_chunk_parts(node))
@@ -709,6 +747,177 @@ class Session:
         """Async twin of :meth:`flush`."""
         return await asyncio.to_thread(functools.partial(self.flush, message, metadata=metadata))
 
+    # -- rearranging ----------------------------------------------------------------
+    def _node_at(self, path: str, what: str = "node") -> _Node:
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise InvalidInputError(f"{what} path must be absolute, like '/group/array': {path!r}")
+        prefix = path.strip("/")
+        if prefix:
+            validate_store_key(prefix)
+        node = self._live.get(prefix)
+        if node is None:
+            raise NodeNotFoundError(f"no {what} at {path!r}", kind="node-not-found")
+        return node
+
+    def _array_at(self, path: str) -> tuple[_Node, _ArrayLayout]:
+        node = self._node_at(path, "array")
+        if node.node_type != "array":
+            raise InvalidInputError(f"{path!r} is a group, not an array")
+        return node, self._layout(node)
+
+    def move(self, from_path: str, to_path: str) -> None:
+        """Rename a group or array (with everything under it); no data is copied.
+
+        Needs a session from :meth:`Repository.rearrange_session`.
+        """
+        self._check_writable()
+        if not self._rearrange:
+            raise SessionStateError(
+                "moves need a rearrange session: repo.rearrange_session(branch)",
+                kind="move-needs-rearrange-session",
+            )
+        self._repo._require_spec(2, "moving nodes")
+        with self._lock:
+            node = self._node_at(from_path)
+            if not isinstance(to_path, str) or not to_path.startswith("/") or to_path == "/":
+                raise InvalidInputError(f"invalid destination path {to_path!r}")
+            source, target = node.prefix, to_path.strip("/")
+            validate_store_key(target)
+            if target in self._live:
+                raise AlreadyExistsError(f"{to_path!r} already exists", kind="node-already-exists")
+            if target == source or target.startswith(source + "/"):
+                raise InvalidInputError(f"cannot move {from_path!r} inside itself")
+            owner = self._live.get(target.rpartition("/")[0])
+            if owner is None or owner.node_type != "group":
+                raise InvalidInputError(
+                    f"the parent of {to_path!r} must be an existing group", kind="invalid-move"
+                )
+            for prefix in [p for p in self._live if p == source or p.startswith(source + "/")]:
+                moved = self._live.pop(prefix)
+                moved.prefix = target + prefix[len(source) :]
+                self._live[moved.prefix] = moved
+                change = self._changed.pop(prefix, None)
+                if change is not None:
+                    self._changed[moved.prefix] = change
+            self._moves.append((node_path_of(source), node_path_of(target)))
+
+    def shift_array(self, array_path: str, chunk_offset: Sequence[int]) -> None:
+        """Move every chunk of an array by ``chunk_offset`` chunks, metadata only.
+
+        Chunks shifted past the edge of the chunk grid are dropped, vacated positions
+        read as the fill value. Grow the array first (``array.resize``) to keep them.
+        """
+        self._check_data_writable()
+        with self._lock:
+            node, layout = self._array_at(array_path)
+            grid = self._regular_grid(layout, array_path)
+            offset = np.asarray(list(chunk_offset), dtype=np.int64)
+            if offset.shape != (len(grid),):
+                raise InvalidInputError(
+                    f"chunk_offset needs {len(grid)} values for array {array_path}, got {offset}"
+                )
+            current = self._effective_manifest(node)
+            moved = current.coords + offset
+            inside = np.all((moved >= 0) & (moved < np.asarray(grid, dtype=np.int64)), axis=1)
+            # adding a constant keeps rows sorted and unique: no merge needed
+            shifted = take_rows(current, inside, moved[inside])
+            touched = union_rows([current.coords, moved[inside]])
+            self._changes_of(node).replace_base(shifted, touched)
+
+    def reindex_array(
+        self,
+        array_path: str,
+        forward: Callable[[list[int]], Sequence[int] | None],
+        backward: Callable[[list[int]], Sequence[int] | None] | None = None,
+    ) -> None:
+        """Move chunks to new positions given by ``forward(old_coords)``, metadata only.
+
+        ``forward`` returns the new chunk coordinates, or None to leave a chunk where it
+        is. Only existing chunks are visited. With ``backward`` (the inverse mapping),
+        every existing position whose source is out of range or empty is cleared.
+        """
+        self._check_data_writable()
+        with self._lock:
+            node, layout = self._array_at(array_path)
+            grid = self._regular_grid(layout, array_path)
+            current = self._effective_manifest(node)
+            coords = current.coords.tolist()
+            src: list[int] = []
+            dst: list[list[int]] = []
+            for row, c in enumerate(coords):
+                target = forward(list(c))
+                if target is not None:
+                    src.append(row)
+                    dst.append(self._checked_coords(target, grid, array_path))
+            clear: list[list[int]] = []
+            if backward is not None:
+                existing = set(map(tuple, coords))
+                for c in coords:
+                    origin = backward(list(c))
+                    if origin is None or tuple(origin) not in existing:
+                        clear.append(c)
+            ndim = len(grid)
+            dst_arr = np.asarray(dst, dtype=np.int64).reshape(-1, ndim)
+            clear_arr = np.asarray(clear, dtype=np.int64).reshape(-1, ndim)
+            try:
+                result = remap_rows(current, np.asarray(src, dtype=np.int64), dst_arr, clear_arr)
+            except ValueError as exc:
+                raise InvalidInputError(f"reindex_array({array_path!r}): {exc}") from None
+            self._changes_of(node).replace_base(result, union_rows([dst_arr, clear_arr]))
+
+    @staticmethod
+    def _regular_grid(layout: _ArrayLayout, path: str) -> tuple[int, ...]:
+        if layout.grid_shape is None:
+            raise InvalidInputError(
+                f"array {path!r} does not have a regular chunk grid; only those can be "
+                "shifted or reindexed"
+            )
+        return layout.grid_shape
+
+    @staticmethod
+    def _checked_coords(coords: Sequence[int], grid: tuple[int, ...], path: str) -> list[int]:
+        out = [int(c) for c in coords]
+        if len(out) != len(grid) or any(not 0 <= c < g for c, g in zip(out, grid, strict=True)):
+            raise InvalidInputError(
+                f"chunk coordinates {list(coords)} are outside the chunk grid {grid} of {path!r}"
+            )
+        return out
+
+    def chunk_type(self, array_path: str, chunk_coordinates: Sequence[int]) -> ChunkType:
+        """Whether a chunk is uninitialized, inline, native or virtual."""
+        node, layout = self._array_at(array_path)
+        coords = np.asarray(list(chunk_coordinates), dtype=np.int64).reshape(1, -1)
+        if coords.shape[1] != layout.key_format.ndim:
+            raise InvalidInputError(
+                f"{array_path!r} has {layout.key_format.ndim} dimensions, "
+                f"got coordinates {list(chunk_coordinates)}"
+            )
+        loc = self._locate(_join(node.prefix, layout.key_format.format_many(coords)[0]))
+        if loc is None:
+            return ChunkType.UNINITIALIZED
+        if isinstance(loc, bytes):
+            return ChunkType.INLINE
+        return ChunkType.VIRTUAL if loc.kind == VIRTUAL else ChunkType.NATIVE
+
+    async def chunk_coordinates(
+        self, array_path: str, batch_size: int = 1000
+    ) -> AsyncIterator[tuple[int, ...]]:
+        """Every initialized chunk of an array, in coordinate order."""
+        node, _ = self._array_at(array_path)
+        coords = self._effective_manifest(node).coords
+        step = max(1, int(batch_size))
+        for start in range(0, len(coords), step):
+            for row in coords[start : start + step].tolist():
+                yield tuple(row)
+
+    def _check_data_writable(self) -> None:
+        self._check_writable()
+        if self._rearrange:
+            raise SessionStateError(
+                "a rearrange session can only move nodes; use repo.writable_session(branch)",
+                kind="rearrange-session-is-move-only",
+            )
+
     # -- rebase ---------------------------------------------------------------------
     def rebase(self, solver: ConflictSolver) -> None:
         """Replay this session's changes over every commit made on its branch since
@@ -780,6 +989,7 @@ class Session:
         for prefix, base in self._deleted.items():
             target = log.deleted_groups if base.node_type == "group" else log.deleted_arrays
             target[base.id] = node_path_of(prefix)
+        log.moved_nodes = list(self._moves)
         return log
 
     def status(self) -> Diff:
@@ -792,7 +1002,7 @@ class Session:
                 changes = self._chunks.get(node.id)
                 if changes is not None and len(changes):
                     fmt = self._layout(node).key_format
-                    log.updated_chunks[node.id] = fmt.parse_many(list(changes.index))
+                    log.updated_chunks[node.id] = changes.touched_coords(fmt)
         return compose_logs([log], paths)
 
     def _build_snapshot(
@@ -818,19 +1028,38 @@ class Session:
     def _write_manifest(
         self, node: _Node, changes: ArrayChanges, prefixes: np.ndarray
     ) -> tuple[tuple[ManifestRef, ...], np.ndarray]:
-        fmt = self._layout(node).key_format
-        columns, deleted = changes.to_columns(fmt, prefixes)
+        merged = self._effective_manifest(node, prefixes)
+        touched = changes.touched_coords(self._layout(node).key_format)
+        if not len(merged):
+            return (), touched
+        manifest_id = new_snapshot_id()
+        self._storage.put(manifest_key(manifest_id), merged.encode(self._level))
+        self._repo._cache_manifest(manifest_id, merged)
+        return (ManifestRef(manifest_id, merged.extent(), len(merged)),), touched
+
+    def _base_manifest(self, node: _Node) -> ManifestData | None:
+        """The refs the array starts from: a rewrite of this session, or its manifests."""
+        changes = self._chunks.get(node.id)
+        if changes is not None and changes.override is not None:
+            return changes.override
         base: ManifestData | None = None
         for ref in node.manifests:  # one manifest per array today; merge them all
             part = self._repo._load_manifest(ref.id)
             base = part if base is None else merge_changes(base, part, np.zeros(len(part), bool))
-        merged = merge_changes(base, columns, deleted)
-        if not len(merged):
-            return (), columns.coords
-        manifest_id = new_snapshot_id()
-        self._storage.put(manifest_key(manifest_id), merged.encode(self._level))
-        self._repo._cache_manifest(manifest_id, merged)
-        return (ManifestRef(manifest_id, merged.extent(), len(merged)),), columns.coords
+        return base
+
+    def _effective_manifest(self, node: _Node, prefixes: np.ndarray | None = None) -> ManifestData:
+        """All refs of the array as this session sees them, as one manifest."""
+        base = self._base_manifest(node)
+        changes = self._chunks.get(node.id)
+        if changes is None or not changes.index:
+            return (
+                base if base is not None else ManifestData.empty(self._layout(node).key_format.ndim)
+            )
+        if prefixes is None:
+            prefixes = np.array(self._prefixes, dtype=np.uint64)
+        columns, deleted = changes.to_columns(self._layout(node).key_format, prefixes)
+        return merge_changes(base, columns, deleted)
 
     # -- used by the store ------------------------------------------------------------
     def node_count(self) -> int:

@@ -70,7 +70,8 @@ class IcechunkStore(Store):
 
     @property
     def read_only(self) -> bool:
-        return self._read_only or self._session.read_only
+        # a rearrange session commits, but only moves nodes: its store is read-only
+        return self._read_only or self._session.read_only or self._session._rearrange
 
     def __repr__(self) -> str:
         return f"IcechunkStore({self._session!r})"
