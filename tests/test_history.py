@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import zarr
@@ -154,7 +156,7 @@ def test_ops_log_and_metadata(repo: ic.Repository) -> None:
     ]
     updates = list(repo.ops_log())
     assert updates[0].name == "v1" and updates[0].previous_snap_id == base
-    assert all(a.updated_at >= b.updated_at for a, b in zip(updates, updates[1:], strict=False))
+    assert all(a.updated_at >= b.updated_at for a, b in itertools.pairwise(updates))
     with pytest.raises(ic.InvalidInputError):
         repo.set_metadata({"bad": object()})
 
