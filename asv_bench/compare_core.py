@@ -170,8 +170,9 @@ def _open_readonly(backend: str, path: str) -> Any:
 
 
 # -- workloads 1-3 ------------------------------------------------------------------
-def workload_write(res: Results, backends: list[str], sizes: Sizes, root: str,
-                   repeats: int, data: np.ndarray) -> dict[str, str]:
+def workload_write(
+    res: Results, backends: list[str], sizes: Sizes, root: str, repeats: int, data: np.ndarray
+) -> dict[str, str]:
     """Workload 1. Returns, per backend, the path of the last repeat (kept for 2-3)."""
     n = sizes.n_chunks
     total = res.row("1", f"1. write+commit {n:,} x {sizes.chunk_bytes} B chunks", "s")
@@ -185,8 +186,15 @@ def workload_write(res: Results, backends: list[str], sizes: Sizes, root: str,
             _clean()
             t0 = perf()
             store, session = _new_writable(backend, path)
-            arr = zarr.create_array(store, name="a", shape=sizes.shape, chunks=sizes.chunks,
-                                    dtype="uint8", compressors=None, fill_value=0)
+            arr = zarr.create_array(
+                store,
+                name="a",
+                shape=sizes.shape,
+                chunks=sizes.chunks,
+                dtype="uint8",
+                compressors=None,
+                fill_value=0,
+            )
             arr[:] = data
             t1 = perf()
             if session is not None:
@@ -204,8 +212,9 @@ def workload_write(res: Results, backends: list[str], sizes: Sizes, root: str,
     return kept
 
 
-def workload_read_all(res: Results, backends: list[str], paths: dict[str, str],
-                      repeats: int, data: np.ndarray) -> None:
+def workload_read_all(
+    res: Results, backends: list[str], paths: dict[str, str], repeats: int, data: np.ndarray
+) -> None:
     """Workload 2: fresh open + ``arr[:]``."""
     row = res.row("2", "2. open + read-all arr[:] (cold repo)", "s")
     for r in range(repeats):
@@ -231,8 +240,9 @@ def _check_get(backend: str, buf: Any, nbytes: int, what: str) -> None:
         raise AssertionError(f"{backend}: {what} returned {buf!r}")
 
 
-def workload_random_get(res: Results, backends: list[str], paths: dict[str, str],
-                        sizes: Sizes, repeats: int, seed: int) -> None:
+def workload_random_get(
+    res: Results, backends: list[str], paths: dict[str, str], sizes: Sizes, repeats: int, seed: int
+) -> None:
     """Workload 3: random single-chunk gets, microseconds per get."""
     rng = np.random.default_rng(seed)
     n = min(sizes.n_gets, sizes.n_chunks)
@@ -291,8 +301,9 @@ def _refs_setup(backend: str, n: int) -> tuple[Any, Any, Any, Any]:
         repo = icechunk.Repository.create(storage, config)
     session = repo.writable_session("main")
     store = session.store
-    zarr.create_array(store, name="r", shape=(n,), chunks=(1,), dtype="<i8",
-                      compressors=None, fill_value=0)
+    zarr.create_array(
+        store, name="r", shape=(n,), chunks=(1,), dtype="<i8", compressors=None, fill_value=0
+    )
     return storage, repo, session, store
 
 
@@ -357,8 +368,9 @@ def _fill_shuffled(store: Any, raw: bytes, n: int, seed: int) -> None:
         set_sync(f"r/c/{i}", from_bytes(raw[8 * i : 8 * i + 8]))
 
 
-def workload_refs(res: Results, backends: list[str], sizes: Sizes, repeats: int,
-                  seed: int, ic_refs: int) -> None:
+def workload_refs(
+    res: Results, backends: list[str], sizes: Sizes, repeats: int, seed: int, ic_refs: int
+) -> None:
     """Workload 4: a million 8-byte native chunk refs in memory."""
     n = sizes.n_refs
     counts = {"fast": n, "ic": min(n, ic_refs)}
@@ -384,8 +396,10 @@ def workload_refs(res: Results, backends: list[str], sizes: Sizes, repeats: int,
         )
     raw = (np.arange(n, dtype="<i8") + 1).tobytes()
     rng = np.random.default_rng(seed)
-    picks = {b: rng.choice(m, size=min(m, sizes.n_gets), replace=False).tolist()
-             for b, m in counts.items()}
+    picks = {
+        b: rng.choice(m, size=min(m, sizes.n_gets), replace=False).tolist()
+        for b, m in counts.items()
+    }
     active = [b for b in backends if b != "zarr"]
     for r in range(repeats):
         if r < 2:  # the same for every backend and repeat: two samples suffice
@@ -418,6 +432,7 @@ def workload_refs(res: Results, backends: list[str], sizes: Sizes, repeats: int,
                     buf = ro_store.get_sync(key, prototype=PROTO)
                 elapsed = perf() - t0
             else:
+
                 async def gets(store: Any = ro_store, keys: list[str] = keys) -> tuple[float, Any]:
                     t0 = perf()
                     for key in keys:
@@ -513,8 +528,12 @@ def header(root: str, args: argparse.Namespace, sizes: Sizes) -> dict[str, Any]:
         "refs_repeats": args.refs_repeats,
         "quick": args.quick,
         "sizes": {
-            "array_shape": sizes.shape, "chunks": sizes.chunks, "n_chunks": sizes.n_chunks,
-            "chunk_bytes": sizes.chunk_bytes, "n_gets": sizes.n_gets, "n_refs": sizes.n_refs,
+            "array_shape": sizes.shape,
+            "chunks": sizes.chunks,
+            "n_chunks": sizes.n_chunks,
+            "chunk_bytes": sizes.chunk_bytes,
+            "n_gets": sizes.n_gets,
+            "n_refs": sizes.n_refs,
         },
         "ic_refs": args.ic_refs if icechunk is not None else None,
         "zarr_async_concurrency": zarr.config.get("async.concurrency"),
@@ -532,15 +551,20 @@ def _loadavg() -> str:
 def print_table(meta: dict[str, Any], res: Results, backends: list[str], elapsed: float) -> None:
     have_ic = "ic" in backends
     print()
-    print(f"compare_core: Python {meta['python']} ({meta['implementation']}), zarr {meta['zarr']}, "
-          f"numpy {meta['numpy']}, icechunk_fast {meta['icechunk_fast']} "
-          f"(HAVE_CYTHON={meta['HAVE_CYTHON']}), icechunk {meta['icechunk'] or 'not installed'}")
-    print(f"  dir {meta['dir']}: {meta['filesystem']}; {meta['cpus']} CPUs; "
-          f"repeats {meta['repeats']} (workload 4: {meta['refs_repeats']}); "
-          f"zarr async.concurrency {meta['zarr_async_concurrency']}"
-          f"{'; QUICK sizes' if meta['quick'] else ''}")
-    print("  cells: median (min) over repeats; ratios are of medians; "
-          "reads hit a warm OS page cache")
+    print(
+        f"compare_core: Python {meta['python']} ({meta['implementation']}), zarr {meta['zarr']}, "
+        f"numpy {meta['numpy']}, icechunk_fast {meta['icechunk_fast']} "
+        f"(HAVE_CYTHON={meta['HAVE_CYTHON']}), icechunk {meta['icechunk'] or 'not installed'}"
+    )
+    print(
+        f"  dir {meta['dir']}: {meta['filesystem']}; {meta['cpus']} CPUs; "
+        f"repeats {meta['repeats']} (workload 4: {meta['refs_repeats']}); "
+        f"zarr async.concurrency {meta['zarr_async_concurrency']}"
+        f"{'; QUICK sizes' if meta['quick'] else ''}"
+    )
+    print(
+        "  cells: median (min) over repeats; ratios are of medians; reads hit a warm OS page cache"
+    )
     cols = [("zarr", True), ("fast", True), ("ic", have_ic)]
     head = f"{'workload':<46}" + "".join(f"{LABELS[b]:>22}" for b, _ in cols)
     head += f"{'fast/zarr':>11}" + (f"{'fast/ic':>9}" if have_ic else "")
@@ -563,18 +587,28 @@ def print_table(meta: dict[str, Any], res: Results, backends: list[str], elapsed
     for note in notes:
         print(note)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"  peak RSS {rss:.0f} MiB; wall time {elapsed:.1f} s; load average "
-          f"{meta['loadavg_start']} at start, {_loadavg()} at end")
+    print(
+        f"  peak RSS {rss:.0f} MiB; wall time {elapsed:.1f} s; load average "
+        f"{meta['loadavg_start']} at start, {_loadavg()} at end"
+    )
 
 
 def to_json(meta: dict[str, Any], res: Results) -> dict[str, Any]:
     rows = []
     for row in res.rows.values():
-        entry: dict[str, Any] = {"key": row.key, "label": row.label.strip(), "unit": row.unit,
-                                 "notes": row.notes, "backends": {}}
+        entry: dict[str, Any] = {
+            "key": row.key,
+            "label": row.label.strip(),
+            "unit": row.unit,
+            "notes": row.notes,
+            "backends": {},
+        }
         for backend, values in row.samples.items():
-            entry["backends"][backend] = {"median": statistics.median(values),
-                                          "min": min(values), "samples": values}
+            entry["backends"][backend] = {
+                "median": statistics.median(values),
+                "min": min(values),
+                "samples": values,
+            }
         entry["ratio_fast_over_zarr"] = _safe_ratio(row, "fast", "zarr")
         entry["ratio_fast_over_icechunk"] = _safe_ratio(row, "fast", "ic")
         rows.append(entry)
@@ -646,11 +680,15 @@ def profile(workload: str, sizes: Sizes, root: str, seed: int, top: int) -> None
     with _profile_all_threads() as profiles:
         work[workload]()
     elapsed = perf() - t0
-    print(f"== workload {workload}, icechunk_fast, {elapsed:.2f} s under cProfile, "
-          f"{len(profiles)} thread profile(s) merged ==")
+    print(
+        f"== workload {workload}, icechunk_fast, {elapsed:.2f} s under cProfile, "
+        f"{len(profiles)} thread profile(s) merged =="
+    )
     if sys.version_info >= (3, 12):
-        print("   (Python >= 3.12: one sys.monitoring profiler sees all threads, but their "
-              "call stacks interleave; per-thread profiles on 3.11 are cleaner)")
+        print(
+            "   (Python >= 3.12: one sys.monitoring profiler sees all threads, but their "
+            "call stacks interleave; per-thread profiles on 3.11 are cleaner)"
+        )
     for sort in ("tottime", "cumulative"):
         out = io.StringIO()
         stats = pstats.Stats(profiles[0], stream=out)
@@ -666,20 +704,35 @@ def profile(workload: str, sizes: Sizes, root: str, seed: int, top: int) -> None
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--repeats", type=int, default=5, help="repeats per workload (default 5)")
-    p.add_argument("--refs-repeats", type=int, default=None,
-                   help="repeats of workload 4 (default: min(repeats, 3))")
-    p.add_argument("--dir", default=None,
-                   help="parent directory for the on-disk repos (default: a temp dir in /tmp)")
+    p.add_argument(
+        "--refs-repeats",
+        type=int,
+        default=None,
+        help="repeats of workload 4 (default: min(repeats, 3))",
+    )
+    p.add_argument(
+        "--dir",
+        default=None,
+        help="parent directory for the on-disk repos (default: a temp dir in /tmp)",
+    )
     p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run of seconds")
     p.add_argument("--json", default=None, metavar="FILE", help="also write results as JSON")
     p.add_argument("--seed", type=int, default=20240601)
     p.add_argument("--no-icechunk", action="store_true", help="skip the real icechunk")
     p.add_argument("--only", default="1234", help="workloads to run, e.g. '14' (default all)")
-    p.add_argument("--ic-refs", type=int, default=None,
-                   help="refs for icechunk in workload 4 (default 50,000; quick: all 10,000)")
+    p.add_argument(
+        "--ic-refs",
+        type=int,
+        default=None,
+        help="refs for icechunk in workload 4 (default 50,000; quick: all 10,000)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the on-disk repos")
-    p.add_argument("--profile", choices=["1", "2", "3", "4"], default=None,
-                   help="instead of comparing, cProfile one icechunk_fast workload")
+    p.add_argument(
+        "--profile",
+        choices=["1", "2", "3", "4"],
+        default=None,
+        help="instead of comparing, cProfile one icechunk_fast workload",
+    )
     p.add_argument("--top", type=int, default=25, help="entries shown by --profile")
     args = p.parse_args(argv)
     if args.quick and args.repeats == 5:
@@ -705,8 +758,7 @@ def main(argv: list[str] | None = None) -> int:
             backends.append("ic")
         meta = header(root, args, sizes)
         res = Results()
-        data = np.random.default_rng(args.seed).integers(0, 256, size=sizes.shape,
-                                                         dtype=np.uint8)
+        data = np.random.default_rng(args.seed).integers(0, 256, size=sizes.shape, dtype=np.uint8)
         paths: dict[str, str] = {}
         if {"1", "2", "3"} & set(args.only):
             print(f"workload 1: {sizes.n_chunks:,} chunks x {args.repeats} ...", flush=True)

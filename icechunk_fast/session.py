@@ -945,6 +945,7 @@ class Session:
     def _rebase_onto(self, snapshot: Snapshot) -> None:
         """Keep every change, now on top of ``snapshot`` (a descendant of the base)."""
         changed, deleted, chunks = self._changed, self._deleted, self._chunks
+        old_manifests = {node.id: node.manifests for node in self._live.values()}
         self._reset_to(snapshot)
         by_id = {node.id: prefix for prefix, node in self._live.items()}
         for base in deleted.values():
@@ -963,8 +964,17 @@ class Session:
                 node.zarr_metadata = change.zarr_metadata
                 node.layout = None
             self._changed[prefix] = change
-        live_ids = {node.id for node in self._live.values()}
-        self._chunks = {nid: c for nid, c in chunks.items() if nid in live_ids}
+        live = {node.id: node for node in self._live.values()}
+        for nid, c in chunks.items():
+            node = live.get(nid)
+            if (
+                c.override is not None
+                and node is not None
+                and node.manifests != old_manifests.get(nid, node.manifests)
+            ):  # they changed the array's refs; self._chunks is still empty, so
+                # _base_manifest gives theirs
+                c.override = _rebase_override(c, self._base_manifest(node))
+        self._chunks = {nid: c for nid, c in chunks.items() if nid in live}
 
     def _drop_chunk_changes(self, node_id: str, coords: np.ndarray) -> None:
         """Forget our writes of the chunks at ``coords`` (theirs win)."""
@@ -975,6 +985,12 @@ class Session:
         fmt = self._layout(node).key_format
         for key in fmt.format_many(coords):
             changes.index.pop(key, None)
+        if changes.touched:  # a shift or reindex: their refs win at these coordinates
+            from . import kernels
+
+            touched = union_rows(changes.touched)
+            dropped = coords[kernels.sort_coords(coords)]
+            changes.touched = [touched[kernels.lookup_coords(dropped, touched) < 0]]
 
     def _node_log(self) -> TransactionLog:
         """The node-level part of this session's transaction log (no chunks yet)."""
@@ -1068,6 +1084,24 @@ class Session:
     @staticmethod
     def validate_key(key: str, *, allow_empty: bool = False) -> str:
         return validate_store_key(key, allow_empty=allow_empty)
+
+
+def _rebase_override(changes: ArrayChanges, theirs: ManifestData | None) -> ManifestData:
+    """A shift's or reindex's rewritten refs carried over onto ``theirs``: ours at the
+    coordinates the rewrites touched, theirs everywhere else."""
+    from . import kernels
+
+    override = changes.override
+    assert override is not None
+    if theirs is None:
+        theirs = ManifestData.empty(override.ndim)
+    if not changes.touched:
+        return theirs
+    touched = union_rows(changes.touched)
+    touched = touched[kernels.sort_coords(touched)]
+    kept = take_rows(theirs, kernels.lookup_coords(touched, theirs.coords) < 0)
+    ours = take_rows(override, kernels.lookup_coords(touched, override.coords) >= 0)
+    return merge_changes(kept, ours, np.zeros(len(ours), dtype=bool))
 
 
 def _restore_session(repo: Repository, snapshot_id: str, branch: str | None) -> Session:

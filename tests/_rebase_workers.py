@@ -32,9 +32,7 @@ def rebasing_committer(path: str, worker: int, commits: int, barrier: Any, resul
             session = repo.writable_session("main")
             arr = zarr.open_array(session.store, path="a")
             arr[worker * SPAN : (worker + 1) * SPAN] = value_of(worker, attempt)
-            snap = session.commit(
-                f"w{worker} a{attempt}", rebase_with=ic.BasicConflictSolver()
-            )
+            snap = session.commit(f"w{worker} a{attempt}", rebase_with=ic.BasicConflictSolver())
             rows.append((attempt, snap))
     except Exception as exc:  # reported to the parent, which fails the test
         error = f"{type(exc).__name__}: {exc}"

@@ -296,3 +296,28 @@ async def test_chunk_type_and_coordinates() -> None:
     s.commit("x")
     ro = repo.readonly_session("main")
     assert [c async for c in ro.chunk_coordinates("/a")] == [(0,), (2,)]
+
+
+def test_unrelated_update_racing_a_commit_is_retried_not_reported() -> None:
+    """Another writer adds a tag between our read of the repo info and our swap."""
+    from icechunk_fast.storage import InMemoryStorage
+
+    class Racing(InMemoryStorage):
+        racer: ic.Repository | None = None
+
+        def put_if_match(self, key: str, data: bytes, expected_version: str | None) -> str | None:
+            racer, self.racer = self.racer, None
+            if racer is not None and key == "repo":
+                racer.create_tag("sneaky", racer.lookup_branch("main"))
+            return super().put_if_match(key, data, expected_version)
+
+    storage = Racing()
+    repo = ic.Repository.create(storage)
+    base = make_base(repo)
+    session = repo.writable_session("main")
+    zarr.open_group(session.store).attrs["x"] = 1
+    storage.racer = ic.Repository.open(storage)
+    snap = session.commit("lands after one retry")
+    assert repo.lookup_tag("sneaky") == base
+    assert repo.lookup_branch("main") == snap
+    assert storage.racer is None  # the race really happened

@@ -367,6 +367,7 @@ class RepositoryMachine(RuleBasedStateMachine):
         assert not session.has_uncommitted_changes
         self.record(sid, tip, message, metadata, self.snaps[tip], change, node)
         self.branches[branch] = sid
+        self.check_data(session, sid)  # the committed session now reads the new snapshot
         return sid
 
     def _amendable(self) -> list[str]:
@@ -389,6 +390,7 @@ class RepositoryMachine(RuleBasedStateMachine):
         old = self.snaps[tip]
         self.record(sid, old.parent, message, metadata, old, change, node, earlier=old.log)
         self.branches[branch] = sid
+        self.check_data(session, sid)
         return sid
 
     @precondition(lambda self: self.root_id in self.branches.values())
@@ -397,7 +399,6 @@ class RepositoryMachine(RuleBasedStateMachine):
         at_root = sorted(b for b, tip in self.branches.items() if tip == self.root_id)
         branch = data.draw(st.sampled_from(at_root), label="branch")
         session = self.repo.writable_session(branch)
-        session.store  # noqa: B018
         with pytest.raises(ic.SessionStateError) as info:
             session.amend("amend the root", allow_empty=True)
         assert info.value.kind == "cannot-amend-root"
@@ -413,13 +414,18 @@ class RepositoryMachine(RuleBasedStateMachine):
         assert session.read_only and session.snapshot_id == sid
         self.record(sid, tip, message, None, self.snaps[tip], change, node)
         assert self.repo.lookup_branch(branch) == tip, "flush must not move the branch"
+        self.check_data(session, sid)
         self.check_data(self.repo.readonly_session(snapshot_id=sid), sid)
         if adopt:
             self.repo.reset_branch(branch, sid, from_snapshot_id=tip)
             self.branches[branch] = sid
         return sid
 
-    @rule(target=snapshots, data=st.data(), interference=st.sampled_from(["commit", "reset", "delete"]))
+    @rule(
+        target=snapshots,
+        data=st.data(),
+        interference=st.sampled_from(["commit", "reset", "delete"]),
+    )
     def stale_session_loses(self, data: st.DataObject, interference: str) -> Any:
         """A session whose branch moved (or vanished) under it cannot commit."""
         branch = data.draw(st.sampled_from(sorted(self.branches)), label="branch")
@@ -431,7 +437,7 @@ class RepositoryMachine(RuleBasedStateMachine):
         if interference == "commit":
             made.append(self.commit_directly(branch, data))
         elif interference == "reset":
-            target = data.draw(st.sampled_from(sorted(self.snaps)), label="reset to")
+            target = data.draw(st.sampled_from(list(self.snaps)), label="reset to")
             self.repo.reset_branch(branch, target)
             self.branches[branch] = target
         elif branch != "main":
@@ -550,24 +556,28 @@ class RepositoryMachine(RuleBasedStateMachine):
             if how == "branch":
                 session = self.repo.readonly_session(branch=branch)
             else:
-                expected = data.draw(st.sampled_from(self.chain(expected)), label="as of")
-                at = self.repo.lookup_snapshot(expected).written_at
+                chain = self.chain(expected)
+                at = self.repo.lookup_snapshot(data.draw(st.sampled_from(chain))).written_at
                 session = self.repo.readonly_session(branch=branch, as_of=at)
+                # the newest ancestor written at or before ``at`` (ties go to the newest)
+                times = {s.id: s.written_at for s in self.repo.ancestry(branch=branch)}
+                expected = next(sid for sid in chain if times[sid] <= at)
         else:
-            expected = data.draw(st.sampled_from(sorted(self.snaps)), label="snapshot")
+            expected = data.draw(st.sampled_from(list(self.snaps)), label="snapshot")
             session = self.repo.readonly_session(snapshot_id=expected)
         self.check_data(session, expected)
 
     @rule(data=st.data())
     def diff(self, data: st.DataObject) -> None:
-        to = data.draw(st.sampled_from(sorted(self.snaps)), label="to")
+        to = data.draw(st.sampled_from(list(self.snaps)), label="to")
         chain = self.chain(to)
         k = data.draw(st.integers(0, len(chain) - 1), label="generations back")
         start = chain[k]
         logs = [self.snaps[sid].log for sid in reversed(chain[:k])]
         got = self.repo.diff(from_snapshot_id=start, to_snapshot_id=to)
-        assert actual_diff(got) == expected_diff(combine(logs), self.snaps[to].arrays)
-        assert got.is_empty() == (k == 0 or got == ic.Diff())
+        expected = expected_diff(combine(logs), self.snaps[to].arrays)
+        assert actual_diff(got) == expected
+        assert got.is_empty() == (not any(expected.values()))
         if k > 0:
             with pytest.raises(ic.InvalidInputError) as info:
                 self.repo.diff(from_snapshot_id=to, to_snapshot_id=start)
@@ -590,6 +600,14 @@ class RepositoryMachine(RuleBasedStateMachine):
             self.repo.readonly_session(snapshot_id=BOGUS_ID)
         with pytest.raises(ic.SnapshotNotFoundError):
             self.repo.lookup_snapshot(BOGUS_ID)
+
+    @rule()
+    def check_tips(self) -> None:
+        """Every branch tip and tag holds its data (hypothesis favours this 0-arg rule)."""
+        for branch, tip in self.branches.items():
+            self.check_data(self.repo.readonly_session(branch=branch), tip)
+        for tag, target in self.tags.items():
+            self.check_data(self.repo.readonly_session(tag=tag), target)
 
     @rule()
     def reopen(self) -> None:
