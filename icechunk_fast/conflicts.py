@@ -16,9 +16,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import kernels
+from .diff import union_rows
 from .errors import RebaseFailedError
+from .format.manifest import ManifestData
+from .manifest import merge_changes, take_rows
 
 if TYPE_CHECKING:
+    from .changeset import ArrayChanges
     from .format.snapshot import Snapshot
     from .format.transaction_log import TransactionLog
     from .session import Session
@@ -88,6 +92,23 @@ def _shared_rows(ours: np.ndarray, theirs: np.ndarray) -> np.ndarray:
         return np.zeros(len(ours), dtype=bool)
     their_sorted = theirs[kernels.sort_coords(theirs)]
     return kernels.lookup_coords(their_sorted, ours) >= 0
+
+
+def rebase_rewrite(changes: ArrayChanges, theirs: ManifestData | None) -> ManifestData:
+    """The refs of a session's whole-array rewrite (``shift_array``, ``reindex_array``)
+    carried over onto their newer refs ``theirs``: ours at the coordinates the rewrites
+    touched, theirs everywhere else."""
+    override = changes.override
+    assert override is not None
+    if theirs is None:
+        theirs = ManifestData.empty(override.ndim)
+    if not changes.touched:
+        return theirs
+    touched = union_rows(changes.touched)
+    touched = touched[kernels.sort_coords(touched)]
+    kept = take_rows(theirs, kernels.lookup_coords(touched, theirs.coords) < 0)
+    ours = take_rows(override, kernels.lookup_coords(touched, override.coords) >= 0)
+    return merge_changes(kept, ours, np.zeros(len(ours), dtype=bool))
 
 
 def find_conflicts(

@@ -95,6 +95,7 @@ class Repository:
         self._config = config
         self._spec_version = spec_version
         self._default_commit_metadata: dict[str, Any] = {}
+        self._info_cache: tuple[str, RepoInfo] | None = None
         self._manifests: ByteLRU[ManifestData] = ByteLRU(
             config.manifest_cache_bytes, lambda m: m.nbytes()
         )
@@ -129,7 +130,8 @@ class Repository:
         root = Snapshot(new_snapshot_id(), None, datetime.now(UTC), INITIAL_MESSAGE, {})
         storage.put(snapshot_key(root.id), root.encode(effective.compression_level))
         record = SnapshotRecord(root.id, None, root.written_at, root.message, {})
-        info = RepoInfo(version, branches={MAIN: root.id}, snapshots={root.id: record})
+        info = RepoInfo(version, branches={MAIN: root.id})
+        info.add_snapshot(record)
         info.record("repo_initialized", root.written_at, new_snap_id=root.id)
         if not storage.put_if_absent(REPO_INFO_KEY, info.encode(effective.compression_level)):
             raise AlreadyExistsError(
@@ -230,12 +232,27 @@ class Repository:
 
     # -- repo info ------------------------------------------------------------------
     def _read_info(self) -> RepoInfo:
+        """The current repo info: always read from storage, decoded only if it changed.
+
+        The returned object may be shared: do not mutate it (``_update_info`` copies).
+        """
         try:
-            return RepoInfo.decode(self._storage.get(REPO_INFO_KEY))
+            data, version = self._storage.get_with_version(REPO_INFO_KEY)
         except ObjectNotFoundError:
             raise RepositoryNotFoundError(
                 f"the repository in {self._storage!r} is gone", kind="repository-not-found"
             ) from None
+        return self._decoded_info(data, version)
+
+    def _decoded_info(self, data: bytes, version: str) -> RepoInfo:
+        # Same version means same bytes, so reusing the parse is never stale; it saves
+        # the decode of a long history on every commit.
+        cached = self._info_cache
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        info = RepoInfo.decode(data)
+        self._info_cache = (version, info)
+        return info
 
     def _update_info(self, mutate: Callable[[RepoInfo], T]) -> T:
         """Apply ``mutate`` to a fresh copy of the repo info and swap it in.
@@ -248,9 +265,11 @@ class Repository:
         level = self._config.compression_level
         while True:
             data, version = self._storage.get_with_version(REPO_INFO_KEY)
-            info = RepoInfo.decode(data).copy()
+            info = self._decoded_info(data, version).copy()
             result = mutate(info)
-            if self._storage.put_if_match(REPO_INFO_KEY, info.encode(level), version) is not None:
+            new_version = self._storage.put_if_match(REPO_INFO_KEY, info.encode(level), version)
+            if new_version is not None:
+                self._info_cache = (new_version, info)
                 return result
             time.sleep(delay * random.random())
             delay = min(delay * 2, 0.1)
@@ -282,7 +301,7 @@ class Repository:
                 if actual != expected_tip:
                     raise ConflictError(expected_parent=expected_tip, actual_parent=actual)
                 info.branches[branch] = snapshot.id
-            info.snapshots[snapshot.id] = record
+            info.add_snapshot(record)
             previous = expected_tip if kind == "commit_amended" else None
             info.record(
                 kind,
@@ -329,7 +348,7 @@ class Repository:
 
     def ops_log(self) -> Iterator[Update]:
         """Every mutation of the repository, newest first."""
-        for op in reversed(self._read_info().ops):
+        for op in reversed(self._read_info().op_records()):
             yield Update(op.kind, op.at, op.name, op.previous_snap_id, op.new_snap_id)
 
     def _require_spec(self, version: int, what: str) -> None:
@@ -519,11 +538,10 @@ class Repository:
         """Snapshots from the given one back to the first, newest first."""
         info = self._read_info()
         current: str | None = self._resolve(info, branch, tag, snapshot_id)
-        records = info.snapshots
         seen = set()
         while current is not None and current not in seen:
             seen.add(current)
-            record = records[current]
+            record = info.snapshot(current)
             yield _info(record)
             current = record.parent_id
 
@@ -566,7 +584,7 @@ class Repository:
                     kind="invalid-diff-range",
                 )
             chain.append(current)
-            current = info.snapshots[current].parent_id
+            current = info.parent_of(current)
         logs = [self._load_transaction_log(sid) for sid in reversed(chain)]
         final = self._load_snapshot(end)
         return compose_logs(logs, {n.id: n.path for n in final.nodes.values()})
@@ -588,7 +606,7 @@ class Repository:
                     actual_parent=tip,
                 )
             chain.append(current)
-            current = info.snapshots[current].parent_id
+            current = info.parent_of(current)
         chain.reverse()
         return chain
 
@@ -606,7 +624,7 @@ class Repository:
         """The :class:`SnapshotInfo` of ``snapshot_id``."""
         info = self._read_info()
         self._require_snapshot(info, snapshot_id)
-        return _info(info.snapshots[snapshot_id])
+        return _info(info.snapshot(snapshot_id))
 
     # -- sessions -------------------------------------------------------------------
     def readonly_session(

@@ -944,6 +944,8 @@ class Session:
 
     def _rebase_onto(self, snapshot: Snapshot) -> None:
         """Keep every change, now on top of ``snapshot`` (a descendant of the base)."""
+        from .conflicts import rebase_rewrite
+
         changed, deleted, chunks = self._changed, self._deleted, self._chunks
         old_manifests = {node.id: node.manifests for node in self._live.values()}
         self._reset_to(snapshot)
@@ -973,7 +975,7 @@ class Session:
                 and node.manifests != old_manifests.get(nid, node.manifests)
             ):  # they changed the array's refs; self._chunks is still empty, so
                 # _base_manifest gives theirs
-                c.override = _rebase_override(c, self._base_manifest(node))
+                c.override = rebase_rewrite(c, self._base_manifest(node))
         self._chunks = {nid: c for nid, c in chunks.items() if nid in live}
 
     def _drop_chunk_changes(self, node_id: str, coords: np.ndarray) -> None:
@@ -1084,24 +1086,6 @@ class Session:
     @staticmethod
     def validate_key(key: str, *, allow_empty: bool = False) -> str:
         return validate_store_key(key, allow_empty=allow_empty)
-
-
-def _rebase_override(changes: ArrayChanges, theirs: ManifestData | None) -> ManifestData:
-    """A shift's or reindex's rewritten refs carried over onto ``theirs``: ours at the
-    coordinates the rewrites touched, theirs everywhere else."""
-    from . import kernels
-
-    override = changes.override
-    assert override is not None
-    if theirs is None:
-        theirs = ManifestData.empty(override.ndim)
-    if not changes.touched:
-        return theirs
-    touched = union_rows(changes.touched)
-    touched = touched[kernels.sort_coords(touched)]
-    kept = take_rows(theirs, kernels.lookup_coords(touched, theirs.coords) < 0)
-    ours = take_rows(override, kernels.lookup_coords(touched, override.coords) >= 0)
-    return merge_changes(kept, ours, np.zeros(len(ours), dtype=bool))
 
 
 def _restore_session(repo: Repository, snapshot_id: str, branch: str | None) -> Session:

@@ -10,6 +10,7 @@ import itertools
 import multiprocessing as mp
 import pickle
 import queue
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -851,19 +852,28 @@ def test_concurrent_rebasing_committers(tmp_path: Path) -> None:
     ]
     for p in procs:
         p.start()
+    outcome: dict[int, list[tuple[int, str | None]]] = {}
+    deadline = time.monotonic() + 120
     try:
-        outcome = {}
-        for _ in range(WORKERS):
-            worker, rows, error = results.get(timeout=120)
+        while len(outcome) < WORKERS:
+            try:
+                worker, rows, error = results.get(timeout=0.5)
+            except queue.Empty:
+                # a child that crashed (at import, killed) never reports: fail fast.
+                # Workers catch their own errors, so a clean exit always reported.
+                codes = [p.exitcode for p in procs]
+                if any(code not in (None, 0) for code in codes) or time.monotonic() > deadline:
+                    pytest.fail(f"workers did not report back (exit codes {codes})")
+                continue
             assert error is None, f"worker {worker}: {error}"
             outcome[worker] = rows
-    except queue.Empty:
-        pytest.fail("a worker did not report back")
-    finally:
         for p in procs:
             p.join(timeout=30)
+    finally:
+        for p in procs:
             if p.is_alive():
                 p.kill()
+                p.join()
     assert all(p.exitcode == 0 for p in procs)
 
     # every commit landed, each exactly once, and nothing else did

@@ -71,17 +71,18 @@ def make_snapshot() -> Snapshot:
 
 def make_repo_info() -> RepoInfo:
     a, b = new_snapshot_id(), new_snapshot_id()
-    return RepoInfo(
+    info = RepoInfo(
         2,
         branches={"main": b, "dev": a},
         tags={"v1": a},
         deleted_tags={"old"},
-        snapshots={
-            a: SnapshotRecord(a, None, NOW, "first", {}),
-            b: SnapshotRecord(b, a, NOW, "second", {"x": 1}),
-        },
         metadata={"owner": "lab"},
     )
+    info.add_snapshot(SnapshotRecord(a, None, NOW, "first", {}))
+    info.add_snapshot(SnapshotRecord(b, a, NOW, "second", {"x": 1}))
+    info.record("new_commit", NOW, name="main", new_snap_id=b)
+    assert info.snapshot(b) == SnapshotRecord(b, a, NOW, "second", {"x": 1})
+    return info
 
 
 def make_log() -> TransactionLog:

@@ -273,17 +273,26 @@ class RepositoryMachine(RuleBasedStateMachine):
         super().__init__()
         self.storage = self.make_storage()
         self.repo = ic.Repository.create(self.storage)
+        self.other = ic.Repository.open(self.storage)  # a second object on the same storage
+        self.held: list[tuple[ic.Session, str]] = []  # read-only sessions kept across steps
         self.snaps: dict[str, SnapModel] = {}
         self.branches: dict[str, str] = {}
         self.tags: dict[str, str] = {}
         self.deleted_tags: set[str] = set()
         self.root_id = ""
         self.counter = itertools.count(1)
+        self.ops: list[tuple[str, str | None, str | None, str | None]] = []  # oldest first
 
     def make_storage(self) -> ic.Storage:
         return ic.in_memory_storage()
 
     # -- helpers ------------------------------------------------------------------------------
+    def op(
+        self, kind: str, name: str | None, previous: str | None = None, new: str | None = None
+    ) -> None:
+        """Expect an ops-log entry (kind, name, previous_snap_id, new_snap_id)."""
+        self.ops.append((kind, name, previous, new))
+
     def chain(self, snapshot_id: str) -> list[str]:
         """The model's ancestry of ``snapshot_id``, newest first."""
         out: list[str] = []
@@ -347,6 +356,7 @@ class RepositoryMachine(RuleBasedStateMachine):
         self.root_id = root.id
         self.snaps[root.id] = SnapModel(None, root.message, {}, None, {}, ChangeLog())
         self.branches["main"] = root.id
+        self.op("repo_initialized", None, None, root.id)
         return root.id
 
     @rule(target=snapshots, data=st.data(), message=messages, metadata=commit_metadata)
@@ -366,6 +376,7 @@ class RepositoryMachine(RuleBasedStateMachine):
         assert session.read_only and session.snapshot_id == sid
         assert not session.has_uncommitted_changes
         self.record(sid, tip, message, metadata, self.snaps[tip], change, node)
+        self.op("new_commit", branch, None, sid)
         self.branches[branch] = sid
         self.check_data(session, sid)  # the committed session now reads the new snapshot
         return sid
@@ -389,6 +400,7 @@ class RepositoryMachine(RuleBasedStateMachine):
         assert session.read_only and session.snapshot_id == sid
         old = self.snaps[tip]
         self.record(sid, old.parent, message, metadata, old, change, node, earlier=old.log)
+        self.op("commit_amended", branch, tip, sid)
         self.branches[branch] = sid
         self.check_data(session, sid)
         return sid
@@ -413,11 +425,13 @@ class RepositoryMachine(RuleBasedStateMachine):
         sid = session.flush(message)
         assert session.read_only and session.snapshot_id == sid
         self.record(sid, tip, message, None, self.snaps[tip], change, node)
+        self.op("new_detached_snapshot", None, None, sid)
         assert self.repo.lookup_branch(branch) == tip, "flush must not move the branch"
         self.check_data(session, sid)
         self.check_data(self.repo.readonly_session(snapshot_id=sid), sid)
         if adopt:
             self.repo.reset_branch(branch, sid, from_snapshot_id=tip)
+            self.op("branch_reset", branch, tip, sid)
             self.branches[branch] = sid
         return sid
 
@@ -426,10 +440,13 @@ class RepositoryMachine(RuleBasedStateMachine):
         data=st.data(),
         interference=st.sampled_from(["commit", "reset", "delete"]),
     )
-    def stale_session_loses(self, data: st.DataObject, interference: str) -> Any:
-        """A session whose branch moved (or vanished) under it cannot commit."""
+    def stale_session(self, data: st.DataObject, interference: str) -> Any:
+        """A session whose branch moved (or vanished) under it cannot commit or amend;
+        it can still flush (no branch moves)."""
         branch = data.draw(st.sampled_from(sorted(self.branches)), label="branch")
         base = self.branches[branch]
+        ops = ["commit", "flush"] + (["amend"] if base != self.root_id else [])
+        op = data.draw(st.sampled_from(ops), label="stale op")
         change, node = self.change_for(data, base, allow_none=False)
         stale = self.repo.writable_session(branch)
         apply_to_store(stale.store, change)
@@ -439,24 +456,38 @@ class RepositoryMachine(RuleBasedStateMachine):
         elif interference == "reset":
             target = data.draw(st.sampled_from(list(self.snaps)), label="reset to")
             self.repo.reset_branch(branch, target)
+            self.op("branch_reset", branch, base, target)
             self.branches[branch] = target
         elif branch != "main":
             self.repo.delete_branch(branch)
+            self.op("branch_deleted", branch, base)
             del self.branches[branch]
-        if branch not in self.branches:
+        publish = stale.commit if op == "commit" else stale.amend if op == "amend" else stale.flush
+        if op != "flush" and branch not in self.branches:
             with pytest.raises(ic.RefNotFoundError) as info:
-                stale.commit("stale")
+                publish("stale")
             assert info.value.kind == "branch-not-found"
-        elif self.branches[branch] != base:
+        elif op != "flush" and self.branches[branch] != base:
             with pytest.raises(ic.ConflictError) as info:
-                stale.commit("stale")
+                publish("stale")
             assert info.value.kind == "commit-conflict"
             assert info.value.expected_parent == base
             assert info.value.actual_parent == self.branches[branch]
-        else:  # reset to where it was, or "delete" of main (not done): the commit lands
-            sid = stale.commit("stale")
-            self.record(sid, base, "stale", None, self.snaps[base], change, node)
-            self.branches[branch] = sid
+            assert not stale.read_only and stale.has_uncommitted_changes
+        else:  # a flush, a reset to where it was, or no "delete" of main: it lands
+            sid = publish("stale")
+            old = self.snaps[base]
+            if op == "amend":
+                self.record(sid, old.parent, "stale", None, old, change, node, earlier=old.log)
+                self.op("commit_amended", branch, base, sid)
+            else:
+                self.record(sid, base, "stale", None, old, change, node)
+                if op == "commit":
+                    self.op("new_commit", branch, None, sid)
+                else:
+                    self.op("new_detached_snapshot", None, None, sid)
+            if op != "flush":
+                self.branches[branch] = sid
             made.append(sid)
         return multiple(*made)
 
@@ -467,6 +498,7 @@ class RepositoryMachine(RuleBasedStateMachine):
         apply_to_store(session.store, change)
         sid = session.commit("interfering")
         self.record(sid, tip, "interfering", None, self.snaps[tip], change, node)
+        self.op("new_commit", branch, None, sid)
         self.branches[branch] = sid
         return sid
 
@@ -481,6 +513,7 @@ class RepositoryMachine(RuleBasedStateMachine):
                 self.repo.create_branch(name, BOGUS_ID)
         else:
             self.repo.create_branch(name, snapshot)
+            self.op("branch_created", name, None, snapshot)
             self.branches[name] = snapshot
 
     @rule(
@@ -503,6 +536,7 @@ class RepositoryMachine(RuleBasedStateMachine):
             assert info.value.kind == "commit-conflict"
             return
         self.repo.reset_branch(name, snapshot, from_snapshot_id=given)
+        self.op("branch_reset", name, current, snapshot)
         self.branches[name] = snapshot
 
     @rule(name=ref_names)
@@ -517,7 +551,7 @@ class RepositoryMachine(RuleBasedStateMachine):
             assert info.value.kind == "branch-not-found"
         else:
             self.repo.delete_branch(name)
-            del self.branches[name]
+            self.op("branch_deleted", name, self.branches.pop(name))
 
     @rule(name=ref_names, snapshot=snapshots)
     def create_tag(self, name: str, snapshot: str) -> None:
@@ -531,6 +565,7 @@ class RepositoryMachine(RuleBasedStateMachine):
             assert info.value.kind == "tag-previously-deleted"
         else:
             self.repo.create_tag(name, snapshot)
+            self.op("tag_created", name, None, snapshot)
             self.tags[name] = snapshot
 
     @rule(name=ref_names)
@@ -541,7 +576,7 @@ class RepositoryMachine(RuleBasedStateMachine):
             assert info.value.kind == "tag-not-found"
         else:
             self.repo.delete_tag(name)
-            del self.tags[name]
+            self.op("tag_deleted", name, self.tags.pop(name))
             self.deleted_tags.add(name)
 
     @rule(data=st.data(), how=st.sampled_from(["branch", "tag", "snapshot_id", "as_of"]))
@@ -603,15 +638,30 @@ class RepositoryMachine(RuleBasedStateMachine):
 
     @rule()
     def check_tips(self) -> None:
-        """Every branch tip and tag holds its data (hypothesis favours this 0-arg rule)."""
+        """Every branch tip and tag holds its data, and sessions opened in earlier steps
+        still read what they read then (hypothesis favours this 0-arg rule)."""
         for branch, tip in self.branches.items():
             self.check_data(self.repo.readonly_session(branch=branch), tip)
         for tag, target in self.tags.items():
             self.check_data(self.repo.readonly_session(tag=tag), target)
+        for session, snapshot_id in self.held:
+            self.check_data(session, snapshot_id)
+
+    @rule(data=st.data())
+    def hold_session(self, data: st.DataObject) -> None:
+        """Open a read-only session on a branch tip and keep it for later steps."""
+        branch = data.draw(st.sampled_from(sorted(self.branches)), label="branch")
+        session = self.repo.readonly_session(branch=branch)
+        self.held = [*self.held[-2:], (session, self.branches[branch])]
 
     @rule()
     def reopen(self) -> None:
         self.repo = ic.Repository.open(self.storage)
+
+    @rule()
+    def switch_repository(self) -> None:
+        """Carry on through the other Repository object (its caches may be stale)."""
+        self.repo, self.other = self.other, self.repo
 
     # -- invariants ---------------------------------------------------------------------------
     @invariant()
@@ -640,6 +690,17 @@ class RepositoryMachine(RuleBasedStateMachine):
                 assert child.parent_id == parent.id
                 assert parent.written_at <= child.written_at
             assert history[-1].parent_id is None and history[-1].id == self.root_id
+
+    @invariant()
+    def ops_log_matches(self) -> None:
+        """Every successful mutation, and nothing else, newest first."""
+        if not self.root_id:
+            return
+        log = list(self.repo.ops_log())
+        got = [(u.kind, u.name, u.previous_snap_id, u.new_snap_id) for u in log]
+        assert got == self.ops[::-1]
+        for newer, older in itertools.pairwise(log):
+            assert older.updated_at <= newer.updated_at
 
     @invariant()
     def snapshots_match(self) -> None:

@@ -43,15 +43,22 @@ class OpRecord:
 
 @dataclass(slots=True)
 class RepoInfo:
-    """Decoded repo info. Mutate a copy, then write it back with compare-and-swap."""
+    """Decoded repo info. Mutate a copy, then write it back with compare-and-swap.
+
+    Snapshot records and ops are kept as the raw rows they are stored as and turned
+    into records only when asked for: a long history then decodes and re-encodes in
+    the time of the JSON parser alone.
+    """
 
     spec_version: int
     branches: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     deleted_tags: set[str] = field(default_factory=set)
-    snapshots: dict[str, SnapshotRecord] = field(default_factory=dict)
+    # id -> [id, parent id, written_at in microseconds, message, metadata]
+    snapshots: dict[str, list[Any]] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
-    ops: list[OpRecord] = field(default_factory=list)  # oldest first
+    # oldest first: [kind, at in microseconds, name, previous snapshot, new snapshot]
+    ops: list[list[Any]] = field(default_factory=list)
 
     def copy(self) -> RepoInfo:
         return RepoInfo(
@@ -64,8 +71,38 @@ class RepoInfo:
             list(self.ops),
         )
 
+    def add_snapshot(self, record: SnapshotRecord) -> None:
+        self.snapshots[record.id] = [
+            record.id,
+            record.parent_id,
+            to_micros(record.written_at),
+            record.message,
+            record.metadata,
+        ]
+
+    def snapshot(self, snapshot_id: str) -> SnapshotRecord:
+        """The record of ``snapshot_id`` (KeyError if unknown)."""
+        sid, parent, micros, message, metadata = self.snapshots[snapshot_id]
+        return SnapshotRecord(sid, parent, from_micros(int(micros)), message, metadata)
+
+    def parent_of(self, snapshot_id: str) -> str | None:
+        parent: str | None = self.snapshots[snapshot_id][1]
+        return parent
+
     def record(self, kind: str, at: datetime, **fields: str | None) -> None:
-        self.ops.append(OpRecord(kind, at, **fields))
+        self.ops.append(
+            [
+                kind,
+                to_micros(at),
+                fields.get("name"),
+                fields.get("previous_snap_id"),
+                fields.get("new_snap_id"),
+            ]
+        )
+
+    def op_records(self) -> list[OpRecord]:
+        """The ops log, oldest first."""
+        return [OpRecord(k, from_micros(int(t)), n, p, s) for k, t, n, p, s in self.ops]
 
     def encode(self, level: int = 3) -> bytes:
         doc = {
@@ -73,15 +110,9 @@ class RepoInfo:
             "branches": self.branches,
             "tags": self.tags,
             "deleted_tags": sorted(self.deleted_tags),
-            "snapshots": [
-                [s.id, s.parent_id, to_micros(s.written_at), s.message, s.metadata]
-                for s in self.snapshots.values()
-            ],
+            "snapshots": list(self.snapshots.values()),
             "metadata": self.metadata,
-            "ops": [
-                [o.kind, to_micros(o.at), o.name, o.previous_snap_id, o.new_snap_id]
-                for o in self.ops
-            ],
+            "ops": self.ops,
         }
         return encode_object(ObjectType.REPO_INFO, dumps(doc), level=level)
 
@@ -89,22 +120,21 @@ class RepoInfo:
     def decode(cls, data: bytes) -> RepoInfo:
         doc = loads(decode_object(data, ObjectType.REPO_INFO, "repo info"), "repo info")
         try:
-            snapshots = {
-                row[0]: SnapshotRecord(row[0], row[1], from_micros(int(row[2])), row[3], row[4])
-                for row in doc["snapshots"]
-            }
             info = cls(
                 int(doc["spec_version"]),
                 dict(doc["branches"]),
                 dict(doc["tags"]),
                 set(doc["deleted_tags"]),
-                snapshots,
+                {row[0]: row for row in doc["snapshots"]},
                 dict(doc.get("metadata", {})),
-                [
-                    OpRecord(op[0], from_micros(int(op[1])), op[2], op[3], op[4])
-                    for op in doc.get("ops", [])
-                ],
+                list(doc.get("ops", [])),
             )
+            for row in doc["snapshots"]:
+                if len(row) != 5 or not isinstance(row[2], int):
+                    raise ValueError(f"bad snapshot record {row!r:.200}")
+            for op in info.ops:
+                if len(op) != 5 or not isinstance(op[1], int):
+                    raise ValueError(f"bad ops record {op!r:.200}")
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise FormatError(f"corrupt repo info: {exc!r}") from exc
         for name, target in [*info.branches.items(), *info.tags.items()]:
