@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from .cache import ByteLRU
+from .conflicts import ConflictSolver
 from .config import CONFIG_KEY, RepositoryConfig
 from .diff import Diff, compose_logs
 from .errors import (
@@ -684,15 +685,22 @@ class Repository:
 
     @contextmanager
     def transaction(
-        self, branch: str, *, message: str, metadata: dict[str, Any] | None = None
+        self,
+        branch: str,
+        *,
+        message: str,
+        metadata: dict[str, Any] | None = None,
+        rebase_with: ConflictSolver | None = None,
+        rebase_tries: int = 1000,
     ) -> Iterator[IcechunkStore]:
         """``with repo.transaction("main", message=...) as store:`` commits on clean exit.
 
-        On an exception inside the block nothing is committed.
+        On an exception inside the block nothing is committed. ``rebase_with`` and
+        ``rebase_tries`` are passed to :meth:`Session.commit`.
         """
         session = self.writable_session(branch)
         yield session.store
-        session.commit(message, metadata)
+        session.commit(message, metadata, rebase_with=rebase_with, rebase_tries=rebase_tries)
 
     # -- async twins ------------------------------------------------------------------
     list_branches_async = _async_twin(list_branches, "list_branches")

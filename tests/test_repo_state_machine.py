@@ -11,6 +11,7 @@ directory. Example counts follow the active hypothesis profile (``tests/conftest
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import shutil
 import tempfile
@@ -125,7 +126,9 @@ def expected_diff(log: ChangeLog, arrays: dict[str, ArrayModel]) -> dict[str, An
         "updated_groups": {"/"} if log.updated_group else set(),
         "updated_arrays": {"/" + live[n] for n in log.updated_arrays if n in live},
         "updated_chunks": {
-            "/" + live[n]: sorted(coords) for n, coords in log.chunks.items() if n in live
+            "/" + live[n]: sorted(coords)
+            for n, coords in log.chunks.items()
+            if n in live and coords
         },
     }
 
@@ -147,11 +150,28 @@ def chunks_of(region: tuple[tuple[int, int], ...], chunks: tuple[int, ...]) -> s
     return set(itertools.product(*ranges))
 
 
+def stored_chunks(values: np.ndarray, chunks: tuple[int, ...]) -> set[tuple[int, ...]]:
+    """Chunks zarr keeps in the store: those not all fill value (write_empty_chunks off)."""
+    grid = [range(-(-n // c)) for n, c in zip(values.shape, chunks, strict=True)]
+    out = set()
+    for coords in itertools.product(*grid):
+        box = tuple(slice(i * c, (i + 1) * c) for i, c in zip(coords, chunks, strict=True))
+        if values[box].any():
+            out.add(coords)
+    return out
+
+
 def values_for(change: Change, dtype: str, region: tuple[tuple[int, int], ...]) -> np.ndarray:
-    """Non-zero values (never the fill value, so zarr writes every chunk it touches)."""
+    """Non-zero values, or for a "clear" the fill value (zarr then deletes whole chunks)."""
     shape = tuple(hi - lo for lo, hi in region)
+    if change.kind == "clear":
+        return np.zeros(shape, dtype=dtype)
     values = np.random.default_rng(change.seed).integers(1, 100, size=shape)
     return (values + 0.5).astype(dtype) if dtype == "f8" else values.astype(dtype)
+
+
+async def _collect(keys: Any) -> list[str]:
+    return [key async for key in keys]
 
 
 def apply_to_model(
@@ -174,14 +194,17 @@ def apply_to_model(
             log.chunks[new_node] = chunks_of(full, change.chunks)
         arrays[name] = ArrayModel(new_node, change.chunks, values)
         log.new_arrays[new_node] = name
-    elif change.kind == "write":
+    elif change.kind in ("write", "clear"):
         old = arrays[name]
         values = old.values.copy()
         values[tuple(slice(lo, hi) for lo, hi in change.region)] = values_for(
             change, str(old.values.dtype), change.region
         )
         arrays[name] = ArrayModel(old.node, old.chunks, values)
-        log.chunks[old.node] = chunks_of(change.region, old.chunks)
+        # zarr writes each chunk in the region that is not empty afterwards and deletes
+        # each one that became empty; deleting a chunk that was never stored is no change
+        touched = stored_chunks(old.values, old.chunks) | stored_chunks(values, old.chunks)
+        log.chunks[old.node] = chunks_of(change.region, old.chunks) & touched
     elif change.kind == "delete":
         log.deleted_arrays[arrays.pop(name).node] = name
     elif change.kind == "group_attrs":
@@ -209,7 +232,7 @@ def apply_to_store(store: ic.IcechunkStore, change: Change) -> None:
         )
         if change.initial:
             arr[...] = values_for(change, change.dtype, tuple((0, n) for n in change.shape))
-    elif change.kind == "write":
+    elif change.kind in ("write", "clear"):
         arr = root[change.name]
         assert isinstance(arr, zarr.Array)
         region = tuple(slice(lo, hi) for lo, hi in change.region)
@@ -226,11 +249,12 @@ def draw_change(data: st.DataObject, snap: SnapModel, value: int, allow_none: bo
     """A random change that applies to ``snap``'s data (``value`` is fresh: never a no-op)."""
     present = sorted(snap.arrays)
     absent = [n for n in ARRAY_NAMES if n not in snap.arrays]
-    kinds = ["group_attrs"]
-    if absent:
-        kinds.append("create")
+    kinds = []  # the first one is drawn most often: data changes, when there are arrays
     if present:
-        kinds += ["write", "write", "delete", "array_attrs"]
+        kinds += ["write", "clear", "write", "delete", "array_attrs"]
+    if absent:
+        kinds += ["create"] if present else ["create", "create"]
+    kinds.append("group_attrs")
     if allow_none:
         kinds.append("none")
     kind = data.draw(st.sampled_from(kinds), label="change")
@@ -252,7 +276,7 @@ def draw_change(data: st.DataObject, snap: SnapModel, value: int, allow_none: bo
             seed=value,
         )
     name = data.draw(st.sampled_from(present))
-    if kind == "write":
+    if kind in ("write", "clear"):
         region = []
         for n in snap.arrays[name].values.shape:
             lo = data.draw(st.integers(0, n - 1))
@@ -321,8 +345,15 @@ class RepositoryMachine(RuleBasedStateMachine):
         return log
 
     def change_for(self, data: st.DataObject, tip: str, allow_none: bool) -> tuple[Change, int]:
+        """A change to ``tip``'s data and the node number a created array gets."""
         value = next(self.counter)
-        return draw_change(data, self.snaps[tip], value, allow_none), value
+        change = draw_change(data, self.snaps[tip], value, allow_none)
+        if change.kind == "clear" and not any(
+            apply_to_model(self.snaps[tip], change, 0)[2].chunks.values()
+        ):
+            # zeros over chunks never stored: zarr writes nothing, so the session is clean
+            change = Change(None) if allow_none else Change("group_attrs", value=value)
+        return change, value
 
     def check_status(self, session: ic.Session, change: Change, node: int, tip: str) -> None:
         _, arrays, log = apply_to_model(self.snaps[tip], change, node)
@@ -347,6 +378,14 @@ class RepositoryMachine(RuleBasedStateMachine):
             assert arr.chunks == expected.chunks
             assert arr.dtype == expected.values.dtype
             np.testing.assert_array_equal(arr[...], expected.values)
+        keys = asyncio.run(_collect(session.store.list_prefix("")))
+        want = {"zarr.json"} | {f"{name}/zarr.json" for name in snap.arrays}
+        for name, expected in snap.arrays.items():
+            want |= {
+                f"{name}/c/" + "/".join(map(str, coords))
+                for coords in stored_chunks(expected.values, expected.chunks)
+            }
+        assert sorted(keys) == sorted(want)
 
     # -- rules --------------------------------------------------------------------------------
     @initialize(target=snapshots)
