@@ -50,6 +50,7 @@ from .storage import (
     in_memory_storage,
     local_filesystem_storage,
 )
+from .stats import RepositoryStats
 from .store import IcechunkStore
 
 __version__ = "0.1.0"
@@ -82,6 +83,7 @@ __all__ = [
     "Repository",
     "RepositoryConfig",
     "RepositoryNotFoundError",
+    "RepositoryStats",
     "Session",
     "SessionMode",
     "SessionStateError",

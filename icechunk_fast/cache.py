@@ -1,13 +1,15 @@
-"""An in-memory LRU for immutable objects, bounded in bytes, safe across threads."""
+"""Caches for immutable objects: a memory LRU bounded in bytes, and a disk tier."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-__all__ = ["ByteLRU"]
+__all__ = ["ByteLRU", "DiskTier", "default_disk_cache_dir"]
 
 V = TypeVar("V")
 
@@ -58,3 +60,66 @@ class ByteLRU(Generic[V]):
     @property
     def used_bytes(self) -> int:
         return self._used
+
+
+class DiskTier:
+    """Raw bytes of immutable objects in a ``diskcache`` directory on local disk.
+
+    Shared safely by the threads and processes of one node (diskcache uses SQLite).
+    Keep the directory off network filesystems (NFS, Lustre, GPFS): SQLite locking
+    is unreliable there. Entries are the exact stored objects, so a reader checks them
+    like any other read (checksums) and a damaged entry is dropped and refetched.
+    """
+
+    def __init__(self, directory: str, size_limit: int, namespace: str) -> None:
+        self.directory = directory
+        self.size_limit = size_limit
+        self.namespace = namespace
+        self._cache: Any = None
+        self._pid = -1
+        self._lock = threading.Lock()
+
+    def _open(self) -> Any:
+        pid = os.getpid()
+        if self._cache is None or self._pid != pid:  # a forked child opens its own
+            with self._lock:
+                if self._cache is None or self._pid != pid:
+                    import diskcache
+
+                    os.makedirs(self.directory, exist_ok=True)
+                    self._cache = diskcache.Cache(
+                        self.directory,
+                        size_limit=self.size_limit,
+                        eviction_policy="least-recently-used",
+                    )
+                    self._pid = pid
+        return self._cache
+
+    def _key(self, key: str) -> str:
+        return f"{self.namespace}\n{key}"
+
+    def get(self, key: str) -> bytes | None:
+        value = self._open().get(self._key(key))
+        return bytes(value) if value is not None else None
+
+    def put(self, key: str, data: bytes) -> None:
+        self._open().set(self._key(key), data)
+
+    def delete(self, key: str) -> None:
+        self._open().delete(self._key(key))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "directory": self.directory,
+            "size_limit": self.size_limit,
+            "namespace": self.namespace,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["directory"], state["size_limit"], state["namespace"])  # type: ignore[misc]
+
+
+def default_disk_cache_dir() -> str:
+    """A per-user directory under the local temporary directory."""
+    user = os.getuid() if hasattr(os, "getuid") else "user"
+    return os.path.join(tempfile.gettempdir(), f"icechunk_fast-cache-{user}")

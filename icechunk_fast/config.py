@@ -23,6 +23,7 @@ DEFAULT_INLINE_THRESHOLD = 512
 DEFAULT_MAX_CONCURRENT_REQUESTS = 256
 DEFAULT_COMPRESSION_LEVEL = 3
 DEFAULT_MANIFEST_CACHE_BYTES = 1 << 30
+DEFAULT_DISK_CACHE_BYTES = 4 << 30
 
 
 class _Mergeable:
@@ -77,7 +78,28 @@ class CompressionConfig(_Mergeable):
 
 @dataclass(slots=True)
 class CachingConfig(_Mergeable):
-    """Sizes of the in-memory cache of immutable objects (manifests, snapshots)."""
+    """Sizes and places of the caches of immutable objects.
+
+    Parameters
+    ----------
+    num_bytes_manifests
+        Memory for decoded manifests (default 1 GiB).
+    num_bytes_chunks
+        Memory for chunk bytes (default 0: chunks are not cached).
+    disk_cache_dir
+        Directory of the disk tier (default: a per-user directory in the local temp
+        directory). Keep it on node-local disk, never on NFS, Lustre or GPFS.
+    disk_cache_bytes
+        Size limit of the disk tier (default 4 GiB; 0 turns the tier off).
+    disk_cache_metadata
+        Keep snapshots, manifests and transaction logs in the disk tier (default: on
+        for remote storage, off for local disk and memory, which gain nothing).
+    disk_cache_chunks
+        Keep chunk bytes in the disk tier too (default off).
+
+    ``num_snapshot_nodes``, ``num_chunk_refs``, ``num_transaction_changes`` and
+    ``num_bytes_attributes`` are accepted for compatibility with Icechunk configs.
+    """
 
     num_snapshot_nodes: int | None = None
     num_chunk_refs: int | None = None
@@ -85,6 +107,10 @@ class CachingConfig(_Mergeable):
     num_transaction_changes: int | None = None
     num_bytes_attributes: int | None = None
     num_bytes_manifests: int | None = None
+    disk_cache_dir: str | None = None
+    disk_cache_bytes: int | None = None
+    disk_cache_metadata: bool | None = None
+    disk_cache_chunks: bool | None = None
 
 
 @dataclass(slots=True)
@@ -145,6 +171,23 @@ class RepositoryConfig(_Mergeable):
     def manifest_cache_bytes(self) -> int:
         size = self.caching.num_bytes_manifests if self.caching else None
         return DEFAULT_MANIFEST_CACHE_BYTES if size is None else int(size)
+
+    @property
+    def chunk_cache_bytes(self) -> int:
+        size = self.caching.num_bytes_chunks if self.caching else None
+        return 0 if size is None else int(size)
+
+    def disk_tier_settings(self, remote: bool) -> tuple[str, int, bool, bool] | None:
+        """``(directory, bytes, metadata, chunks)`` of the disk tier, or None if off."""
+        from .cache import default_disk_cache_dir
+
+        c = self.caching or CachingConfig()
+        size = DEFAULT_DISK_CACHE_BYTES if c.disk_cache_bytes is None else int(c.disk_cache_bytes)
+        metadata = remote if c.disk_cache_metadata is None else bool(c.disk_cache_metadata)
+        chunks = bool(c.disk_cache_chunks)
+        if size <= 0 or not (metadata or chunks):
+            return None
+        return c.disk_cache_dir or default_disk_cache_dir(), size, metadata, chunks
 
     def encode(self) -> bytes:
         return encode_object(ObjectType.CONFIG, dumps(self.to_dict()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 import time
@@ -11,13 +12,14 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from .cache import ByteLRU
-from .conflicts import ConflictSolver
+from .cache import ByteLRU, DiskTier
 from .config import CONFIG_KEY, RepositoryConfig
+from .conflicts import ConflictSolver
 from .diff import Diff, compose_logs
 from .errors import (
     AlreadyExistsError,
     ConflictError,
+    FormatError,
     InvalidInputError,
     RefNotFoundError,
     RepositoryNotFoundError,
@@ -32,6 +34,7 @@ from .format.transaction_log import TransactionLog, transaction_log_key
 from .records import SnapshotInfo, SpecVersion, Update
 from .refs import validate_ref_name
 from .session import Session
+from .stats import CountingStorage, RepositoryStats
 from .storage import ObjectNotFoundError, Storage
 from .store import IcechunkStore
 
@@ -92,7 +95,9 @@ class Repository:
     """
 
     def __init__(self, storage: Storage, config: RepositoryConfig, spec_version: int) -> None:
-        self._storage = storage
+        self._user_storage = storage
+        # every request of this repository goes through the counting wrapper
+        self._storage = self._io = CountingStorage(storage)
         self._config = config
         self._spec_version = spec_version
         self._default_commit_metadata: dict[str, Any] = {}
@@ -101,6 +106,15 @@ class Repository:
             config.manifest_cache_bytes, lambda m: m.nbytes()
         )
         self._snapshots: ByteLRU[Snapshot] = ByteLRU(256 << 20, lambda s: 512 * len(s.nodes) + 512)
+        self._chunks: ByteLRU[bytes] | None = None
+        if config.chunk_cache_bytes > 0:
+            self._chunks = ByteLRU(config.chunk_cache_bytes, len)
+        self._disk: DiskTier | None = None
+        self._disk_metadata = self._disk_chunks = False
+        tier = config.disk_tier_settings(remote=storage.is_remote)
+        if tier is not None:
+            directory, size, self._disk_metadata, self._disk_chunks = tier
+            self._disk = DiskTier(directory, size, namespace=repr(storage))
 
     # -- construction -------------------------------------------------------------
     @classmethod
@@ -211,7 +225,7 @@ class Repository:
 
     def reopen(self, config: RepositoryConfig | None = None) -> Repository:
         """The same repository with ``config`` laid over the current config."""
-        return Repository(self._storage, self._config.merge(config), self._spec_version)
+        return Repository(self._user_storage, self._config.merge(config), self._spec_version)
 
     @property
     def config(self) -> RepositoryConfig:
@@ -219,17 +233,25 @@ class Repository:
 
     @property
     def storage(self) -> Storage:
-        return self._storage
+        return self._user_storage
+
+    def stats(self) -> RepositoryStats:
+        """A copy of this repository object's I/O and cache counters."""
+        return dataclasses.replace(self._io.stats)
+
+    def reset_stats(self) -> None:
+        """Start the counters of :meth:`stats` again from zero."""
+        self._io.reset()
 
     @property
     def spec_version(self) -> int:
         return self._spec_version
 
     def __repr__(self) -> str:
-        return f"<icechunk_fast.Repository {self._storage!r}>"
+        return f"<icechunk_fast.Repository {self._user_storage!r}>"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (Repository, (self._storage, self._config, self._spec_version))
+        return (Repository, (self._user_storage, self._config, self._spec_version))
 
     # -- repo info ------------------------------------------------------------------
     def _read_info(self) -> RepoInfo:
@@ -361,28 +383,84 @@ class Repository:
             )
 
     # -- objects --------------------------------------------------------------------
+    def _fetch_immutable(self, key: str, decode: Callable[[bytes], T], *, chunk: bool = False) -> T:
+        """Decode an immutable object, from the disk tier if it holds a sound copy."""
+        disk = self._disk if (self._disk_chunks if chunk else self._disk_metadata) else None
+        if disk is not None:
+            cached = disk.get(key)
+            if cached is not None:
+                try:
+                    value = decode(cached)
+                except FormatError:
+                    disk.delete(key)  # damaged on local disk: fetch it again
+                    self._io.bump("disk_corrupt")
+                else:
+                    self._io.bump("disk_hits")
+                    return value
+            self._io.bump("disk_misses")
+        data = self._io.get(key)
+        value = decode(data)
+        if disk is not None:
+            disk.put(key, data)
+        return value
+
+    def _from_memory(self, lru: ByteLRU[T], key: str) -> T | None:
+        value = lru.get(key)
+        self._io.bump("memory_hits" if value is not None else "memory_misses")
+        return value
+
     def _load_snapshot(self, snapshot_id: str) -> Snapshot:
-        cached = self._snapshots.get(snapshot_id)
+        cached = self._from_memory(self._snapshots, snapshot_id)
         if cached is not None:
             return cached
         try:
-            data = self._storage.get(snapshot_key(snapshot_id))
+            snapshot = self._fetch_immutable(
+                snapshot_key(snapshot_id), lambda d: Snapshot.decode(d, snapshot_id)
+            )
         except ObjectNotFoundError:
             raise SnapshotNotFoundError(
                 f"snapshot {snapshot_id} not found", kind="snapshot-not-found"
             ) from None
-        snapshot = Snapshot.decode(data, snapshot_id)
         self._snapshots.put(snapshot_id, snapshot)
         return snapshot
 
     def _load_manifest(self, manifest_id: str) -> ManifestData:
-        cached = self._manifests.get(manifest_id)
+        cached = self._from_memory(self._manifests, manifest_id)
         if cached is not None:
             return cached
-        data = self._storage.get(manifest_key(manifest_id))
-        manifest = ManifestData.decode(data, manifest_id)
+        manifest = self._fetch_immutable(
+            manifest_key(manifest_id), lambda d: ManifestData.decode(d, manifest_id)
+        )
         self._manifests.put(manifest_id, manifest)
         return manifest
+
+    def _read_chunk(self, key: str, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` of chunk object ``key``, through the chunk caches."""
+        lru = self._chunks
+        if lru is None and not self._disk_chunks:
+            return self._io.get_range(key, start, end)
+        cache_key = f"{key}@{start}-{end}"
+        if lru is not None:
+            hit = self._from_memory(lru, cache_key)
+            if hit is not None:
+                return hit
+        data = self._fetch_chunk_bytes(key, cache_key, start, end)
+        if lru is not None:
+            lru.put(cache_key, data)
+        return data
+
+    def _fetch_chunk_bytes(self, key: str, cache_key: str, start: int, end: int) -> bytes:
+        disk = self._disk if self._disk_chunks else None
+        if disk is not None:
+            cached = disk.get(cache_key)
+            if cached is not None and len(cached) == end - start:
+                self._io.bump("disk_hits")
+                return cached
+            self._io.bump("disk_misses")
+        data = self._io.get_range(key, start, end)
+        if disk is not None and len(data) == end - start:
+            disk.put(cache_key, data)
+        return data
 
     def _cache_manifest(self, manifest_id: str, manifest: ManifestData) -> None:
         self._manifests.put(manifest_id, manifest)
@@ -613,13 +691,14 @@ class Repository:
 
     def _load_transaction_log(self, snapshot_id: str) -> TransactionLog:
         try:
-            data = self._storage.get(transaction_log_key(snapshot_id))
+            return self._fetch_immutable(
+                transaction_log_key(snapshot_id), lambda d: TransactionLog.decode(d, snapshot_id)
+            )
         except ObjectNotFoundError:
             raise SnapshotNotFoundError(
                 f"the transaction log of snapshot {snapshot_id} is missing",
                 kind="snapshot-not-found",
             ) from None
-        return TransactionLog.decode(data, snapshot_id)
 
     def lookup_snapshot(self, snapshot_id: str) -> SnapshotInfo:
         """The :class:`SnapshotInfo` of ``snapshot_id``."""

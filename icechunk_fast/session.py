@@ -140,7 +140,7 @@ class Session:
     ) -> None:
         self._repo = repo
         self._rearrange = rearrange
-        self._storage = repo.storage
+        self._storage = repo._io
         self._branch = branch
         self._read_only = read_only
         self._inline_threshold = repo.config.inline_threshold
@@ -349,7 +349,7 @@ class Session:
         obj, start, end = self._finish_read(loc, window)
         if end <= start:
             return b""
-        return self._check_length(self._storage.get_range(obj, start, end), end - start, obj)
+        return self._check_length(self._repo._read_chunk(obj, start, end), end - start, obj)
 
     async def read_async(self, key: str, window: Window | None = None) -> bytes | None:
         """Async twin of :meth:`read`; the chunk fetch is awaited."""
@@ -364,7 +364,11 @@ class Session:
         obj, start, end = self._finish_read(loc, window)
         if end <= start:
             return b""
-        data = await self._storage.get_range_async(obj, start, end)
+        repo = self._repo
+        if repo._chunks is not None or repo._disk_chunks:
+            data = repo._read_chunk(obj, start, end)
+        else:
+            data = await self._storage.get_range_async(obj, start, end)
         return self._check_length(data, end - start, obj)
 
     def size_of(self, key: str) -> int | None:

@@ -63,6 +63,8 @@ class Storage(ABC):
 
     supports_conditional_writes: bool = True
     read_only: bool = False
+    # remote storages (object stores, HTTP) get a disk cache tier by default
+    is_remote: bool = False
 
     # -- reads ------------------------------------------------------------------
     @abstractmethod

@@ -1,0 +1,162 @@
+"""Per-repository I/O statistics, counted by a thin wrapper around the storage."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, fields
+from typing import Any
+
+from .storage import Storage
+
+__all__ = ["CountingStorage", "RepositoryStats"]
+
+
+@dataclass(slots=True)
+class RepositoryStats:
+    """Counters since the repository object was made (or since ``reset_stats``).
+
+    Attributes
+    ----------
+    requests, bytes_read, bytes_written, seconds
+        Storage requests made, payload bytes moved each way, and wall time spent in
+        them (summed over threads).
+    memory_hits, memory_misses
+        Lookups of immutable objects (snapshots, manifests) in the memory cache.
+    disk_hits, disk_misses, disk_corrupt
+        The same for the disk cache; ``disk_corrupt`` counts entries that failed their
+        checksum and were fetched again.
+    """
+
+    requests: int = 0
+    bytes_read: int = 0
+    bytes_written: int = 0
+    seconds: float = 0.0
+    memory_hits: int = 0
+    memory_misses: int = 0
+    disk_hits: int = 0
+    disk_misses: int = 0
+    disk_corrupt: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+class CountingStorage(Storage):
+    """Delegates every call to ``inner`` and counts it in ``stats``."""
+
+    def __init__(self, inner: Storage) -> None:
+        self.inner = inner
+        self.stats = RepositoryStats()
+        self._lock = threading.Lock()
+        self.supports_conditional_writes = inner.supports_conditional_writes
+        self.read_only = inner.read_only
+
+    def __repr__(self) -> str:
+        return repr(self.inner)
+
+    def __eq__(self, other: object) -> bool:
+        inner = other.inner if isinstance(other, CountingStorage) else other
+        return bool(self.inner == inner)
+
+    def __hash__(self) -> int:
+        return hash(self.inner)
+
+    def count(self, started: float, read: int = 0, written: int = 0) -> None:
+        elapsed = time.perf_counter() - started
+        with self._lock:
+            s = self.stats
+            s.requests += 1
+            s.bytes_read += read
+            s.bytes_written += written
+            s.seconds += elapsed
+
+    def bump(self, name: str) -> None:
+        with self._lock:
+            setattr(self.stats, name, getattr(self.stats, name) + 1)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.stats = RepositoryStats()
+
+    # -- delegation -------------------------------------------------------------------
+    def get(self, key: str) -> bytes:
+        t = time.perf_counter()
+        data = self.inner.get(key)
+        self.count(t, read=len(data))
+        return data
+
+    def get_range(self, key: str, start: int, end: int | None) -> bytes:
+        t = time.perf_counter()
+        data = self.inner.get_range(key, start, end)
+        self.count(t, read=len(data))
+        return data
+
+    def get_with_version(self, key: str) -> tuple[bytes, str]:
+        t = time.perf_counter()
+        data, version = self.inner.get_with_version(key)
+        self.count(t, read=len(data))
+        return data, version
+
+    def size(self, key: str) -> int:
+        t = time.perf_counter()
+        size = self.inner.size(key)
+        self.count(t)
+        return size
+
+    def exists(self, key: str) -> bool:
+        t = time.perf_counter()
+        found = self.inner.exists(key)
+        self.count(t)
+        return found
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        t = time.perf_counter()
+        keys = list(self.inner.list(prefix))
+        self.count(t)
+        return iter(keys)
+
+    def put(self, key: str, data: bytes) -> None:
+        t = time.perf_counter()
+        self.inner.put(key, data)
+        self.count(t, written=len(data))
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        t = time.perf_counter()
+        done = self.inner.put_if_absent(key, data)
+        self.count(t, written=len(data))
+        return done
+
+    def put_if_match(self, key: str, data: bytes, expected_version: str | None) -> str | None:
+        t = time.perf_counter()
+        version = self.inner.put_if_match(key, data, expected_version)
+        self.count(t, written=len(data))
+        return version
+
+    def delete(self, key: str) -> None:
+        t = time.perf_counter()
+        self.inner.delete(key)
+        self.count(t)
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        t = time.perf_counter()
+        self.inner.delete_many(keys)
+        self.count(t)
+
+    async def get_async(self, key: str) -> bytes:
+        t = time.perf_counter()
+        data = await self.inner.get_async(key)
+        self.count(t, read=len(data))
+        return data
+
+    async def get_range_async(self, key: str, start: int, end: int | None) -> bytes:
+        t = time.perf_counter()
+        data = await self.inner.get_range_async(key, start, end)
+        self.count(t, read=len(data))
+        return data
+
+    async def put_async(self, key: str, data: bytes) -> None:
+        t = time.perf_counter()
+        await self.inner.put_async(key, data)
+        self.count(t, written=len(data))
