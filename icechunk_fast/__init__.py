@@ -43,6 +43,7 @@ from .kernels import HAVE_CYTHON
 from .records import ChunkType, SessionMode, SnapshotInfo, SpecVersion, Update
 from .repository import Repository
 from .session import Session
+from .stats import RepositoryStats
 from .storage import (
     InMemoryStorage,
     LocalFileSystemStorage,
@@ -50,7 +51,6 @@ from .storage import (
     in_memory_storage,
     local_filesystem_storage,
 )
-from .stats import RepositoryStats
 from .store import IcechunkStore
 
 __version__ = "0.1.0"

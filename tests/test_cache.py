@@ -12,7 +12,6 @@ import icechunk_fast as ic
 from icechunk_fast.cache import DiskTier
 from icechunk_fast.format.repo_info import REPO_INFO_KEY
 
-
 DATA = np.random.default_rng(0).random(400)
 
 

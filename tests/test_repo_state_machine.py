@@ -781,5 +781,5 @@ def test_repository_state_machine_in_memory() -> None:
 
 def test_repository_state_machine_local(tmp_path: Path) -> None:
     LocalRepositoryMachine.base_dir = tmp_path
-    fewer = max(5, settings.default.max_examples // 5)
+    fewer = max(5, settings.default.max_examples // 2)
     run_state_machine_as_test(LocalRepositoryMachine, settings=_settings(fewer))
