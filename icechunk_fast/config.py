@@ -130,6 +130,10 @@ class RepositoryConfig(_Mergeable):
         Upper bound on concurrent storage requests (default 256).
     caching
         Cache sizes.
+    chunk_pack_target_bytes
+        Chunks a session writes are appended into pack objects of about this size
+        (default 32 MiB); 0 stores every chunk as an object of its own. Bigger packs
+        mean fewer files or PUTs; a session holds up to one pack in memory.
     """
 
     inline_chunk_threshold_bytes: int | None = None
@@ -137,12 +141,18 @@ class RepositoryConfig(_Mergeable):
     compression: CompressionConfig | None = None
     max_concurrent_requests: int | None = None
     caching: CachingConfig | None = None
+    chunk_pack_target_bytes: int | None = None
 
     def __post_init__(self) -> None:
         threshold = self.inline_chunk_threshold_bytes
         if threshold is not None and (not isinstance(threshold, int) or threshold < 0):
             raise InvalidInputError(
                 f"inline_chunk_threshold_bytes must be a non-negative int, got {threshold!r}"
+            )
+        pack = self.chunk_pack_target_bytes
+        if pack is not None and (not isinstance(pack, int) or pack < 0):
+            raise InvalidInputError(
+                f"chunk_pack_target_bytes must be a non-negative int, got {pack!r}"
             )
 
     @classmethod
@@ -154,6 +164,7 @@ class RepositoryConfig(_Mergeable):
             compression=CompressionConfig("zstd", DEFAULT_COMPRESSION_LEVEL),
             max_concurrent_requests=DEFAULT_MAX_CONCURRENT_REQUESTS,
             caching=CachingConfig(num_bytes_manifests=DEFAULT_MANIFEST_CACHE_BYTES),
+            chunk_pack_target_bytes=32 << 20,
         )
 
     # resolved values, used by the engine
@@ -171,6 +182,13 @@ class RepositoryConfig(_Mergeable):
     def manifest_cache_bytes(self) -> int:
         size = self.caching.num_bytes_manifests if self.caching else None
         return DEFAULT_MANIFEST_CACHE_BYTES if size is None else int(size)
+
+    @property
+    def pack_target_bytes(self) -> int:
+        from .packs import DEFAULT_PACK_TARGET_BYTES
+
+        size = self.chunk_pack_target_bytes
+        return DEFAULT_PACK_TARGET_BYTES if size is None else int(size)
 
     @property
     def chunk_cache_bytes(self) -> int:

@@ -43,6 +43,7 @@ from .manifest import (
     resolve,
     take_rows,
 )
+from .packs import PackWriter
 from .records import ChunkType, SessionMode
 
 if TYPE_CHECKING:
@@ -146,6 +147,8 @@ class Session:
         self._inline_threshold = repo.config.inline_threshold
         self._level = repo.config.compression_level
         self._allocator: ChunkIdAllocator | None = None
+        self._pack_target = repo.config.pack_target_bytes
+        self._packer: PackWriter | None = None
         # writers from several threads (dask, zarr's sync pipeline) share one session
         self._lock = threading.RLock()
         self._prefixes: list[int] = []
@@ -349,6 +352,10 @@ class Session:
         obj, start, end = self._finish_read(loc, window)
         if end <= start:
             return b""
+        if self._packer is not None:
+            pending = self._packer.read(obj, start, end)
+            if pending is not None:
+                return self._check_length(pending, end - start, obj)
         return self._check_length(self._repo._read_chunk(obj, start, end), end - start, obj)
 
     async def read_async(self, key: str, window: Window | None = None) -> bytes | None:
@@ -364,6 +371,10 @@ class Session:
         obj, start, end = self._finish_read(loc, window)
         if end <= start:
             return b""
+        if self._packer is not None:
+            pending = self._packer.read(obj, start, end)
+            if pending is not None:
+                return self._check_length(pending, end - start, obj)
         repo = self._repo
         if repo._chunks is not None or repo._disk_chunks:
             data = repo._read_chunk(obj, start, end)
@@ -428,10 +439,42 @@ class Session:
             with self._lock:
                 self._changes_of(node).set_inline(part, data)
             return
+        if self._pack_target:
+            (prefix_index, seq), offset, full = self._pack_writer().append(data)
+            with self._lock:
+                self._changes_of(node).set_native(part, prefix_index, seq, offset, len(data))
+            if full is not None:
+                self._storage.put(*full)
+                self._pack_writer().uploaded(full[0])
+            return
         prefix_index, seq = self._new_chunk_id()
         self._storage.put(chunk_key(self._prefixes[prefix_index], seq), data)
         with self._lock:
             self._changes_of(node).set_native(part, prefix_index, seq, 0, len(data))
+
+    def _pack_writer(self) -> PackWriter:
+        packer = self._packer
+        if packer is None:
+            with self._lock:
+                if self._packer is None:
+                    self._packer = PackWriter(
+                        self._new_chunk_id,
+                        lambda pack: chunk_key(self._prefixes[pack[0]], pack[1]),
+                        self._pack_target,
+                    )
+                packer = self._packer
+        return packer
+
+    def _flush_packs(self) -> None:
+        """Store the pack being filled (and wait for any still uploading)."""
+        packer = self._packer
+        if packer is None:
+            return
+        packer.wait_for_uploads()
+        last = packer.seal()
+        if last is not None:
+            self._storage.put(*last)
+            packer.uploaded(last[0])
 
     async def write_async(self, key: str, data: bytes) -> None:
         """Async twin of :meth:`write`; the chunk upload is awaited."""
@@ -440,6 +483,15 @@ class Session:
             self.write(key, data)
             return
         node, part = self._chunk_target(key)
+        if self._pack_target:
+            packer = self._pack_writer()
+            (prefix_index, seq), offset, full = packer.append(data)
+            with self._lock:
+                self._changes_of(node).set_native(part, prefix_index, seq, offset, len(data))
+            if full is not None:
+                await self._storage.put_async(*full)
+                packer.uploaded(full[0])
+            return
         prefix_index, seq = self._new_chunk_id()
         await self._storage.put_async(chunk_key(self._prefixes[prefix_index], seq), data)
         with self._lock:
@@ -515,6 +567,7 @@ class Session:
         self._check_writable()
         with self._lock:
             self._reset_to(self._snapshot)
+            self._packer = None  # its bytes were never referenced by a commit
 
     # -- listing ------------------------------------------------------------------
     def _array_chunk_parts(self, node: _Node) -> list[str]:
@@ -610,6 +663,7 @@ class Session:
 
     def _publish(self, message: str, metadata: dict[str, Any], kind: str) -> str:
         """Write manifests, log and snapshot, then swap them into the history."""
+        self._flush_packs()
         with self._lock:
             base = self._snapshot
             if kind == "commit_amended":

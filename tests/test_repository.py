@@ -243,7 +243,8 @@ def test_read_your_writes_and_discard(repo: ic.Repository) -> None:
 
 
 def test_inline_threshold(storage: ic.Storage) -> None:
-    repo = ic.Repository.create(storage, ic.RepositoryConfig(inline_chunk_threshold_bytes=64))
+    config = ic.RepositoryConfig(inline_chunk_threshold_bytes=64, chunk_pack_target_bytes=0)
+    repo = ic.Repository.create(storage, config)
     session = repo.writable_session("main")
     root = zarr.group(session.store)
     small = root.create_array("small", shape=(16,), chunks=(8,), dtype="u8", compressors=None)
