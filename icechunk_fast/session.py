@@ -18,14 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import rearrange
 from .changeset import ArrayChanges, ChunkKeyFormat, NodeChange
 from .diff import Diff, combine_logs, compose_logs, union_rows
 from .errors import (
-    AlreadyExistsError,
     ConflictError,
     FormatError,
     InvalidInputError,
-    NodeNotFoundError,
     ReadOnlyError,
     SessionStateError,
 )
@@ -39,9 +38,7 @@ from .manifest import (
     chunk_key,
     lookup_row,
     merge_changes,
-    remap_rows,
     resolve,
-    take_rows,
 )
 from .packs import PackWriter
 from .records import ChunkType, SessionMode
@@ -805,59 +802,13 @@ class Session:
         """Async twin of :meth:`flush`."""
         return await asyncio.to_thread(functools.partial(self.flush, message, metadata=metadata))
 
-    # -- rearranging ----------------------------------------------------------------
-    def _node_at(self, path: str, what: str = "node") -> _Node:
-        if not isinstance(path, str) or not path.startswith("/"):
-            raise InvalidInputError(f"{what} path must be absolute, like '/group/array': {path!r}")
-        prefix = path.strip("/")
-        if prefix:
-            validate_store_key(prefix)
-        node = self._live.get(prefix)
-        if node is None:
-            raise NodeNotFoundError(f"no {what} at {path!r}", kind="node-not-found")
-        return node
-
-    def _array_at(self, path: str) -> tuple[_Node, _ArrayLayout]:
-        node = self._node_at(path, "array")
-        if node.node_type != "array":
-            raise InvalidInputError(f"{path!r} is a group, not an array")
-        return node, self._layout(node)
-
+    # -- rearranging (implemented in rearrange.py) -------------------------------------
     def move(self, from_path: str, to_path: str) -> None:
         """Rename a group or array (with everything under it); no data is copied.
 
         Needs a session from :meth:`Repository.rearrange_session`.
         """
-        self._check_writable()
-        if not self._rearrange:
-            raise SessionStateError(
-                "moves need a rearrange session: repo.rearrange_session(branch)",
-                kind="move-needs-rearrange-session",
-            )
-        self._repo._require_spec(2, "moving nodes")
-        with self._lock:
-            node = self._node_at(from_path)
-            if not isinstance(to_path, str) or not to_path.startswith("/") or to_path == "/":
-                raise InvalidInputError(f"invalid destination path {to_path!r}")
-            source, target = node.prefix, to_path.strip("/")
-            validate_store_key(target)
-            if target in self._live:
-                raise AlreadyExistsError(f"{to_path!r} already exists", kind="node-already-exists")
-            if target == source or target.startswith(source + "/"):
-                raise InvalidInputError(f"cannot move {from_path!r} inside itself")
-            owner = self._live.get(target.rpartition("/")[0])
-            if owner is None or owner.node_type != "group":
-                raise InvalidInputError(
-                    f"the parent of {to_path!r} must be an existing group", kind="invalid-move"
-                )
-            for prefix in [p for p in self._live if p == source or p.startswith(source + "/")]:
-                moved = self._live.pop(prefix)
-                moved.prefix = target + prefix[len(source) :]
-                self._live[moved.prefix] = moved
-                change = self._changed.pop(prefix, None)
-                if change is not None:
-                    self._changed[moved.prefix] = change
-            self._moves.append((node_path_of(source), node_path_of(target)))
+        rearrange.move(self, from_path, to_path)
 
     def shift_array(self, array_path: str, chunk_offset: Sequence[int]) -> None:
         """Move every chunk of an array by ``chunk_offset`` chunks, metadata only.
@@ -865,22 +816,7 @@ class Session:
         Chunks shifted past the edge of the chunk grid are dropped, vacated positions
         read as the fill value. Grow the array first (``array.resize``) to keep them.
         """
-        self._check_data_writable()
-        with self._lock:
-            node, layout = self._array_at(array_path)
-            grid = self._regular_grid(layout, array_path)
-            offset = np.asarray(list(chunk_offset), dtype=np.int64)
-            if offset.shape != (len(grid),):
-                raise InvalidInputError(
-                    f"chunk_offset needs {len(grid)} values for array {array_path}, got {offset}"
-                )
-            current = self._effective_manifest(node)
-            moved = current.coords + offset
-            inside = np.all((moved >= 0) & (moved < np.asarray(grid, dtype=np.int64)), axis=1)
-            # adding a constant keeps rows sorted and unique: no merge needed
-            shifted = take_rows(current, inside, moved[inside])
-            touched = union_rows([current.coords, moved[inside]])
-            self._changes_of(node).replace_base(shifted, touched)
+        rearrange.shift_array(self, array_path, chunk_offset)
 
     def reindex_array(
         self,
@@ -894,79 +830,17 @@ class Session:
         is. Only existing chunks are visited. With ``backward`` (the inverse mapping),
         every existing position whose source is out of range or empty is cleared.
         """
-        self._check_data_writable()
-        with self._lock:
-            node, layout = self._array_at(array_path)
-            grid = self._regular_grid(layout, array_path)
-            current = self._effective_manifest(node)
-            coords = current.coords.tolist()
-            src: list[int] = []
-            dst: list[list[int]] = []
-            for row, c in enumerate(coords):
-                target = forward(list(c))
-                if target is not None:
-                    src.append(row)
-                    dst.append(self._checked_coords(target, grid, array_path))
-            clear: list[list[int]] = []
-            if backward is not None:
-                existing = set(map(tuple, coords))
-                for c in coords:
-                    origin = backward(list(c))
-                    if origin is None or tuple(origin) not in existing:
-                        clear.append(c)
-            ndim = len(grid)
-            dst_arr = np.asarray(dst, dtype=np.int64).reshape(-1, ndim)
-            clear_arr = np.asarray(clear, dtype=np.int64).reshape(-1, ndim)
-            try:
-                result = remap_rows(current, np.asarray(src, dtype=np.int64), dst_arr, clear_arr)
-            except ValueError as exc:
-                raise InvalidInputError(f"reindex_array({array_path!r}): {exc}") from None
-            self._changes_of(node).replace_base(result, union_rows([dst_arr, clear_arr]))
-
-    @staticmethod
-    def _regular_grid(layout: _ArrayLayout, path: str) -> tuple[int, ...]:
-        if layout.grid_shape is None:
-            raise InvalidInputError(
-                f"array {path!r} does not have a regular chunk grid; only those can be "
-                "shifted or reindexed"
-            )
-        return layout.grid_shape
-
-    @staticmethod
-    def _checked_coords(coords: Sequence[int], grid: tuple[int, ...], path: str) -> list[int]:
-        out = [int(c) for c in coords]
-        if len(out) != len(grid) or any(not 0 <= c < g for c, g in zip(out, grid, strict=True)):
-            raise InvalidInputError(
-                f"chunk coordinates {list(coords)} are outside the chunk grid {grid} of {path!r}"
-            )
-        return out
+        rearrange.reindex_array(self, array_path, forward, backward)
 
     def chunk_type(self, array_path: str, chunk_coordinates: Sequence[int]) -> ChunkType:
         """Whether a chunk is uninitialized, inline, native or virtual."""
-        node, layout = self._array_at(array_path)
-        coords = np.asarray(list(chunk_coordinates), dtype=np.int64).reshape(1, -1)
-        if coords.shape[1] != layout.key_format.ndim:
-            raise InvalidInputError(
-                f"{array_path!r} has {layout.key_format.ndim} dimensions, "
-                f"got coordinates {list(chunk_coordinates)}"
-            )
-        loc = self._locate(_join(node.prefix, layout.key_format.format_many(coords)[0]))
-        if loc is None:
-            return ChunkType.UNINITIALIZED
-        if isinstance(loc, bytes):
-            return ChunkType.INLINE
-        return ChunkType.VIRTUAL if loc.kind == VIRTUAL else ChunkType.NATIVE
+        return rearrange.chunk_type(self, array_path, chunk_coordinates)
 
-    async def chunk_coordinates(
+    def chunk_coordinates(
         self, array_path: str, batch_size: int = 1000
     ) -> AsyncIterator[tuple[int, ...]]:
-        """Every initialized chunk of an array, in coordinate order."""
-        node, _ = self._array_at(array_path)
-        coords = self._effective_manifest(node).coords
-        step = max(1, int(batch_size))
-        for start in range(0, len(coords), step):
-            for row in coords[start : start + step].tolist():
-                yield tuple(row)
+        """Every initialized chunk of an array, in coordinate order (async iterator)."""
+        return rearrange.chunk_coordinates(self, array_path, batch_size)
 
     def _check_data_writable(self) -> None:
         self._check_writable()
