@@ -6,12 +6,14 @@ from numpy.typing import ArrayLike, NDArray
 __all__ = [
     "format_chunk_keys",
     "lookup_coords",
+    "lookup_one",
     "merge_plan",
     "parse_chunk_keys",
     "sort_coords",
 ]
 
 def lookup_coords(sorted_coords: ArrayLike, queries: ArrayLike) -> NDArray[np.int64]: ...
+def lookup_one(sorted_coords: NDArray[np.int64], query: tuple[int, ...]) -> int: ...
 def merge_plan(base: ArrayLike, changes: ArrayLike, delete: ArrayLike) -> NDArray[np.int64]: ...
 def parse_chunk_keys(
     joined: bytes | bytearray | memoryview, n: int, ndim: int, sep: bytes | str, skip: int

@@ -28,6 +28,7 @@ from ._kernel_args import (
 __all__ = [
     "format_chunk_keys",
     "lookup_coords",
+    "lookup_one",
     "merge_plan",
     "parse_chunk_keys",
     "sort_coords",
@@ -313,3 +314,25 @@ def sort_coords(coords: ArrayLike) -> NDArray[np.int64]:
         return np.arange(n, dtype=np.int64)
     (key,) = _row_keys([c])
     return np.argsort(key, kind="stable").astype(np.int64, copy=False)
+
+
+def lookup_one(sorted_coords: NDArray[np.int64], query: tuple[int, ...]) -> int:
+    """Row of one ``query`` tuple in ``sorted_coords`` (int64, C order, sorted, unique), or -1."""
+    if sorted_coords.ndim != 2 or len(query) != sorted_coords.shape[1]:
+        raise ValueError(f"query has {len(query)} coordinates, the manifest {sorted_coords.shape}")
+    n, d = sorted_coords.shape
+    if n == 0:
+        return -1
+    if d == 0:
+        return 0
+    lo, hi = 0, n
+    while lo < hi:  # binary search on rows compared as tuples
+        mid = (lo + hi) // 2
+        row = tuple(sorted_coords[mid].tolist())
+        if row == query:
+            return mid
+        if row < query:
+            lo = mid + 1
+        else:
+            hi = mid
+    return -1

@@ -21,6 +21,7 @@ __all__ = [
     "HAVE_CYTHON",
     "format_chunk_keys",
     "lookup_coords",
+    "lookup_one",
     "merge_plan",
     "parse_chunk_keys",
     "sort_coords",
@@ -55,12 +56,14 @@ if TYPE_CHECKING:
     from ._kernels_py import (
         format_chunk_keys,
         lookup_coords,
+        lookup_one,
         merge_plan,
         parse_chunk_keys,
         sort_coords,
     )
 else:
     lookup_coords = _impl.lookup_coords
+    lookup_one = _impl.lookup_one
     merge_plan = _impl.merge_plan
     parse_chunk_keys = _impl.parse_chunk_keys
     format_chunk_keys = _impl.format_chunk_keys

@@ -43,8 +43,7 @@ def lookup_row(manifest: ManifestData, coords: tuple[int, ...]) -> int:
     """Row of ``coords`` in ``manifest`` or -1."""
     if len(coords) != manifest.ndim or not len(manifest):
         return -1
-    query = np.array(coords, dtype=np.int64).reshape(1, -1)
-    return int(kernels.lookup_coords(manifest.coords, query)[0])
+    return kernels.lookup_one(manifest.coords, coords)
 
 
 def resolve(manifest: ManifestData, row: int) -> ChunkLocation:

@@ -18,6 +18,7 @@ import numpy as np
 __all__ = [
     "format_chunk_keys",
     "lookup_coords",
+    "lookup_one",
     "merge_plan",
     "parse_chunk_keys",
     "sort_coords",
@@ -546,3 +547,41 @@ def sort_coords(coords):
         _linear_keys(&cv[0, 0], n, d, &lov[0], &extv[0], &kv[0, 0])
         _radix_argsort(&kv[0, 0], &kv[1, 0], &pv[0, 0], &pv[1, 0], n, bits)
     return perms[0]
+
+
+def lookup_one(sorted_coords, tuple query):
+    """Row of one ``query`` tuple in ``sorted_coords`` (int64, C order, sorted, unique), or -1.
+
+    The single-chunk read path: no argument conversion beyond the memoryview, so a lookup
+    costs well under a microsecond. ``sorted_coords`` must already be a C-contiguous int64
+    array of shape (n, len(query)) (manifests are); anything else raises ValueError.
+    """
+    cdef const int64_t[:, ::1] base = sorted_coords
+    cdef Py_ssize_t n = base.shape[0], d = base.shape[1], lo = 0, hi, mid, k
+    cdef int64_t q[32]
+    cdef int c
+    if len(query) != d:
+        raise ValueError(f"query has {len(query)} coordinates, the manifest {d}")
+    if n == 0:
+        return -1
+    if d == 0:
+        return 0
+    if d > 32:
+        return int(lookup_coords(sorted_coords, np.asarray([query], dtype=np.int64))[0])
+    for k in range(d):
+        q[k] = query[k]
+    hi = n
+    with nogil:
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            c = _cmp_rows(&base[mid, 0], q, d)
+            if c == 0:
+                lo = mid
+                break
+            if c < 0:
+                lo = mid + 1
+            else:
+                hi = mid
+        else:
+            lo = -1
+    return lo

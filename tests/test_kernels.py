@@ -548,6 +548,7 @@ def test_selector_exports() -> None:
         "HAVE_CYTHON",
         "format_chunk_keys",
         "lookup_coords",
+        "lookup_one",
         "merge_plan",
         "parse_chunk_keys",
         "sort_coords",
@@ -573,3 +574,20 @@ def test_selector_warns_once_when_extension_missing() -> None:
     assert lines[0].split() == ["False", "icechunk_fast._kernels_py", "1"]
     assert "compiled kernels" in lines[1]
     assert "pip install --force-reinstall --no-binary icechunk_fast" in lines[1]
+
+
+@SETTINGS
+@given(st.integers(0, 3), st.integers(0, 60), st.data())
+def test_lookup_one_matches_lookup_coords(ndim: int, n: int, data: st.DataObject) -> None:
+    rows = data.draw(
+        st.lists(st.tuples(*[st.integers(0, 6)] * ndim), max_size=n if ndim else 1, unique=True)
+    )
+    base = np.array(sorted(rows), dtype=np.int64).reshape(len(rows), ndim)
+    query = data.draw(st.tuples(*[st.integers(0, 7)] * ndim))
+    queries = np.array([query], dtype=np.int64).reshape(1, ndim)
+    expected = int(_kernels_py.lookup_coords(base, queries)[0])
+    assert _kernels_py.lookup_one(base, query) == expected
+    if _compiled_or_none is not None:
+        assert _compiled_or_none.lookup_one(base, query) == expected
+    with pytest.raises(ValueError):
+        kernels.lookup_one(base, (*query, 1))
