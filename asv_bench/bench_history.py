@@ -106,8 +106,10 @@ def main() -> None:
         ):
             for name, seconds in result.items():
                 runs.setdefault(name, []).append(seconds)
-    print(f"icechunk_fast {ic.__version__}, compiled kernels: {ic.HAVE_CYTHON}, "
-          f"zarr {zarr.__version__}, numpy {np.__version__}, repeats {args.repeats}")
+    print(
+        f"icechunk_fast {ic.__version__}, compiled kernels: {ic.HAVE_CYTHON}, "
+        f"zarr {zarr.__version__}, numpy {np.__version__}, repeats {args.repeats}"
+    )
     print(f"{'workload':<44} {'median s':>10} {'min s':>10}")
     for name, values in runs.items():
         print(f"{name:<44} {statistics.median(values):>10.4f} {min(values):>10.4f}")

@@ -1,12 +1,16 @@
 """A stateful test of a repository's refs and history against a plain-Python model.
 
-A hypothesis ``RuleBasedStateMachine`` drives the real API (commits, amends, flushes,
-branches, tags, checkouts, diffs, reopening, a stale session losing a race) and after
-every step checks the repository against a model that knows, for every snapshot, its
-parent, message, metadata, the data it holds (root group attributes and 1-3 small
-arrays) and what changed relative to its parent (by node identity, like the engine).
-The same machine runs on in-memory storage and, with fewer examples, on a local
-directory. Example counts follow the active hypothesis profile (``tests/conftest.py``).
+A hypothesis ``RuleBasedStateMachine`` drives the real API through zarr: commits,
+amends, flushes (adopted or not), branches and tags (with their error cases), checkouts
+by branch, tag, snapshot id and ``as_of``, diffs, sessions kept across steps, reopening,
+two Repository objects on one storage, and stale sessions whose branch moved or vanished.
+After every step it checks the repository against a model that knows the refs, the
+deleted tag names, the expected ops log and, for every snapshot, its parent, message,
+metadata, the data it holds (root group attributes, up to 3 small arrays and which of
+their chunks are stored) and what it changed relative to its parent, by node identity
+like the engine (for diffs and ``status``). The same machine runs on in-memory storage
+and, with fewer examples, on a local directory; example counts follow the active
+hypothesis profile (``tests/conftest.py``).
 """
 
 from __future__ import annotations
