@@ -45,11 +45,18 @@ from .repository import Repository
 from .session import Session
 from .stats import RepositoryStats
 from .storage import (
+    FsspecStorage,
     InMemoryStorage,
     LocalFileSystemStorage,
+    S3Storage,
     Storage,
+    azure_storage,
+    fsspec_storage,
+    gcs_storage,
+    http_storage,
     in_memory_storage,
     local_filesystem_storage,
+    s3_storage,
 )
 from .store import IcechunkStore
 
@@ -69,6 +76,7 @@ __all__ = [
     "ConflictType",
     "Diff",
     "FormatError",
+    "FsspecStorage",
     "IcechunkError",
     "IcechunkStore",
     "InMemoryStorage",
@@ -84,6 +92,7 @@ __all__ = [
     "RepositoryConfig",
     "RepositoryNotFoundError",
     "RepositoryStats",
+    "S3Storage",
     "Session",
     "SessionMode",
     "SessionStateError",
@@ -95,6 +104,11 @@ __all__ = [
     "Update",
     "VersionSelection",
     "__version__",
+    "azure_storage",
+    "fsspec_storage",
+    "gcs_storage",
+    "http_storage",
     "in_memory_storage",
     "local_filesystem_storage",
+    "s3_storage",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import random
@@ -41,6 +42,10 @@ from .store import IcechunkStore
 __all__ = ["Repository"]
 
 T = TypeVar("T")
+
+
+class _AlreadyPublished(Exception):
+    """The snapshot is in the repo info already (a lost reply to our own swap)."""
 
 
 def _now() -> datetime:
@@ -315,6 +320,10 @@ class Repository:
         )
 
         def mutate(info: RepoInfo) -> None:
+            if snapshot.id in info.snapshots:
+                # our swap landed but its reply was lost; whatever happened since is not
+                # a conflict with us
+                raise _AlreadyPublished
             if branch is not None:
                 actual = info.branches.get(branch)
                 if actual is None:
@@ -334,7 +343,8 @@ class Repository:
                 new_snap_id=snapshot.id,
             )
 
-        self._update_info(mutate)
+        with contextlib.suppress(_AlreadyPublished):
+            self._update_info(mutate)
         self._snapshots.put(snapshot.id, snapshot)
 
     # -- repository metadata and the ops log ------------------------------------------------

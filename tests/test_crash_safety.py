@@ -84,3 +84,26 @@ def test_uncommitted_work_is_invisible() -> None:
     reopened = ic.Repository.open(storage)
     with pytest.raises(FileNotFoundError):
         zarr.open_array(reopened.readonly_session(branch="main").store, path="a", mode="r")
+
+
+def test_lost_reply_to_our_own_swap_counts_as_success() -> None:
+    """The swap lands but the writer hears "precondition failed" (reply lost, resent)."""
+
+    class LostReply(InMemoryStorage):
+        lose_next = False
+
+        def put_if_match(self, key: str, data: bytes, expected_version: str | None) -> str | None:
+            version = super().put_if_match(key, data, expected_version)
+            if self.lose_next and key == "repo" and version is not None:
+                self.lose_next = False
+                return None  # it happened, but we are told it did not
+            return version
+
+    storage = LostReply()
+    repo = ic.Repository.create(storage)
+    session = repo.writable_session("main")
+    zarr.create_array(session.store, name="a", shape=(2,), dtype="i1", fill_value=0)
+    storage.lose_next = True
+    snap = session.commit("once")
+    history = [s.id for s in repo.ancestry(branch="main")]
+    assert history[0] == snap and history.count(snap) == 1 and len(history) == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 import threading
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,14 +15,21 @@ from icechunk_fast.errors import InvalidInputError, ReadOnlyError
 from icechunk_fast.storage import (
     ObjectNotFoundError,
     Storage,
+    fsspec_storage,
     in_memory_storage,
     local_filesystem_storage,
 )
+from tests import _s3
 
 BACKENDS: dict[str, Callable[[Path], Storage]] = {
     "memory": lambda _: in_memory_storage(),
     "local": lambda tmp: local_filesystem_storage(tmp / "repo"),
+    "fsspec-memory": lambda _: fsspec_storage(
+        f"memory://{uuid.uuid4().hex}", unsafe_allow_unconditional_writes=True
+    ),
 }
+if _s3.AVAILABLE:  # moto's S3 server on loopback, a fresh prefix per test
+    BACKENDS["s3"] = _s3.backend
 
 
 @pytest.fixture(params=sorted(BACKENDS))
