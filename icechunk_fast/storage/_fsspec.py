@@ -245,6 +245,7 @@ class FsspecStorage(Storage):
     """
 
     supports_conditional_writes = False
+    is_remote = True  # the disk cache tier pays off; see _install for local protocols
 
     def __init__(
         self,
@@ -304,6 +305,9 @@ class FsspecStorage(Storage):
 
         loop = fs.loop if getattr(fs, "async_impl", False) else fsspec.asyn.get_loop()
         self._state = _ProcessState(fs, loop)
+        protocols = fs.protocol if isinstance(fs.protocol, tuple | list) else (fs.protocol,)
+        if set(protocols) & {"file", "local", "memory"}:
+            self.is_remote = False  # a disk cache of local or in-memory files gains nothing
 
     def _make_fs(self) -> Any:
         """A new filesystem object for this process (after a fork or an unpickle)."""
