@@ -49,10 +49,7 @@ def _array_at(session: Session, path: str) -> tuple[_Node, _ArrayLayout]:
 
 
 def move(session: Session, from_path: str, to_path: str) -> None:
-    """Rename a group or array (with everything under it); no data is copied.
-
-    Needs a session from :meth:`Repository.rearrange_session`.
-    """
+    """The work of :meth:`Session.move`."""
     session._check_writable()
     if not session._rearrange:
         raise SessionStateError(
@@ -86,11 +83,7 @@ def move(session: Session, from_path: str, to_path: str) -> None:
 
 
 def shift_array(session: Session, array_path: str, chunk_offset: Sequence[int]) -> None:
-    """Move every chunk of an array by ``chunk_offset`` chunks, metadata only.
-
-    Chunks shifted past the edge of the chunk grid are dropped, vacated positions
-    read as the fill value. Grow the array first (``array.resize``) to keep them.
-    """
+    """The work of :meth:`Session.shift_array`."""
     session._check_data_writable()
     with session._lock:
         node, layout = _array_at(session, array_path)
@@ -115,12 +108,7 @@ def reindex_array(
     forward: Callable[[list[int]], Sequence[int] | None],
     backward: Callable[[list[int]], Sequence[int] | None] | None = None,
 ) -> None:
-    """Move chunks to new positions given by ``forward(old_coords)``, metadata only.
-
-    ``forward`` returns the new chunk coordinates, or None to leave a chunk where it
-    is. Only existing chunks are visited. With ``backward`` (the inverse mapping),
-    every existing position whose source is out of range or empty is cleared.
-    """
+    """The work of :meth:`Session.reindex_array`."""
     session._check_data_writable()
     with session._lock:
         node, layout = _array_at(session, array_path)
@@ -170,7 +158,7 @@ def _checked_coords(coords: Sequence[int], grid: tuple[int, ...], path: str) -> 
 
 
 def chunk_type(session: Session, array_path: str, chunk_coordinates: Sequence[int]) -> ChunkType:
-    """Whether a chunk is uninitialized, inline, native or virtual."""
+    """The work of :meth:`Session.chunk_type`."""
     node, layout = _array_at(session, array_path)
     coords = np.asarray(list(chunk_coordinates), dtype=np.int64).reshape(1, -1)
     if coords.shape[1] != layout.key_format.ndim:
@@ -189,7 +177,7 @@ def chunk_type(session: Session, array_path: str, chunk_coordinates: Sequence[in
 async def chunk_coordinates(
     session: Session, array_path: str, batch_size: int = 1000
 ) -> AsyncIterator[tuple[int, ...]]:
-    """Every initialized chunk of an array, in coordinate order."""
+    """The work of :meth:`Session.chunk_coordinates`."""
     node, _ = _array_at(session, array_path)
     coords = session._effective_manifest(node).coords
     step = max(1, int(batch_size))
