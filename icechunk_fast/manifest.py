@@ -130,20 +130,32 @@ def merge_changes(
     return _compact_tables(merged)
 
 
+def _renumber(indices: np.ndarray, table_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Entries of a table that ``indices`` use, and ``indices`` renumbered to them.
+
+    Linear in the rows (a mark and a cumulative sum), not a sort: tables are tiny and
+    manifests are large.
+    """
+    used = np.zeros(table_len, dtype=bool)
+    used[indices] = True
+    new_index = np.cumsum(used) - 1
+    return np.flatnonzero(used), new_index[indices]
+
+
 def _compact_tables(m: ManifestData) -> ManifestData:
     """Drop table entries no row refers to any more and renumber the rest."""
     native, virtual, inline = m.kind == NATIVE, m.kind == VIRTUAL, m.kind == INLINE
     source = m.source.copy()
     if native.any():
-        used, inverse = np.unique(m.source[native], return_inverse=True)
+        used, renumbered = _renumber(m.source[native], len(m.prefixes))
         m.prefixes = m.prefixes[used]
-        source[native] = inverse.astype(np.uint32)
+        source[native] = renumbered.astype(np.uint32)
     else:
         m.prefixes = m.prefixes[:0]
     if virtual.any():
-        used, inverse = np.unique(m.source[virtual], return_inverse=True)
+        used, renumbered = _renumber(m.source[virtual], len(m.locations))
         m.locations = [m.locations[int(i)] for i in used]
-        source[virtual] = inverse.astype(np.uint32)
+        source[virtual] = renumbered.astype(np.uint32)
     else:
         m.locations = []
     m.source = source
@@ -161,10 +173,10 @@ def _compact_tables(m: ManifestData) -> ManifestData:
             m.etags = []
         else:
             has = m.etag >= 0
-            used, inverse = np.unique(m.etag[has], return_inverse=True)
+            used, renumbered = _renumber(m.etag[has], len(m.etags))
             m.etags = [m.etags[int(i)] for i in used]
             etag = m.etag.copy()
-            etag[has] = inverse.astype(np.int32)
+            etag[has] = renumbered.astype(np.int32)
             m.etag = etag
     if m.mtime is not None and not (m.mtime >= 0).any():
         m.mtime = None
