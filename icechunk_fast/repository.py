@@ -86,6 +86,20 @@ def _resolve_spec_version(spec_version: SpecVersion | int | None) -> int:
         ) from None
 
 
+def _snapshots_after(info: RepoInfo, ancestor: str, descendant: str) -> list[str] | None:
+    """Snapshots after ``ancestor`` up to ``descendant``, oldest first; None if
+    ``ancestor`` is not on ``descendant``'s line of history."""
+    chain: list[str] = []
+    current: str | None = descendant
+    while current != ancestor:
+        if current is None:
+            return None
+        chain.append(current)
+        current = info.parent_of(current)
+    chain.reverse()
+    return chain
+
+
 def _info(record: SnapshotRecord) -> SnapshotInfo:
     return SnapshotInfo(
         record.id, record.parent_id, record.written_at, record.message, dict(record.metadata)
@@ -663,18 +677,14 @@ class Repository:
                 "give exactly one of from_branch, from_tag, from_snapshot_id and exactly one "
                 "of to_branch, to_tag, to_snapshot_id"
             ) from None
-        chain: list[str] = []
-        current: str | None = end
-        while current != start:
-            if current is None:
-                raise InvalidInputError(
-                    f"snapshot {start} is not an ancestor of {end}: diff needs the 'from' "
-                    "side to be older on the same line of history (swap them?)",
-                    kind="invalid-diff-range",
-                )
-            chain.append(current)
-            current = info.parent_of(current)
-        logs = [self._load_transaction_log(sid) for sid in reversed(chain)]
+        chain = _snapshots_after(info, start, end)
+        if chain is None:
+            raise InvalidInputError(
+                f"snapshot {start} is not an ancestor of {end}: diff needs the 'from' "
+                "side to be older on the same line of history (swap them?)",
+                kind="invalid-diff-range",
+            )
+        logs = [self._load_transaction_log(sid) for sid in chain]
         final = self._load_snapshot(end)
         return compose_logs(logs, {n.id: n.path for n in final.nodes.values()})
 
@@ -684,19 +694,14 @@ class Repository:
         tip = info.branches.get(branch)
         if tip is None:
             raise RefNotFoundError(f"branch {branch!r} not found", kind="branch-not-found")
-        chain: list[str] = []
-        current: str | None = tip
-        while current != base_id:
-            if current is None:
-                raise ConflictError(
-                    f"branch {branch!r} was reset to a history that does not contain "
-                    f"{base_id}; this session cannot be rebased onto it",
-                    expected_parent=base_id,
-                    actual_parent=tip,
-                )
-            chain.append(current)
-            current = info.parent_of(current)
-        chain.reverse()
+        chain = _snapshots_after(info, base_id, tip)
+        if chain is None:
+            raise ConflictError(
+                f"branch {branch!r} was reset to a history that does not contain "
+                f"{base_id}; this session cannot be rebased onto it",
+                expected_parent=base_id,
+                actual_parent=tip,
+            )
         return chain
 
     def _load_transaction_log(self, snapshot_id: str) -> TransactionLog:

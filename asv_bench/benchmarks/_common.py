@@ -10,7 +10,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -229,3 +229,20 @@ def manifest_bytes(path: str) -> tuple[int, int]:
             total += os.path.getsize(os.path.join(dirpath, name))
             count += 1
     return total, count
+
+
+def build_per_impl(name: str, build: Callable[[str, str], object]) -> dict[str, str]:
+    """Run ``build(impl, path)`` for every importable implementation (in asv's cwd).
+
+    For ``setup_cache``: returns ``{impl: absolute path}`` of what was built.
+    """
+    paths = {}
+    for impl in IMPLS:
+        try:
+            require(impl)
+        except NotImplementedError:
+            continue
+        path = os.path.abspath(f"{name}-{impl}")
+        build(impl, path)
+        paths[impl] = path
+    return paths

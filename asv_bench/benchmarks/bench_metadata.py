@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-
 import zarr
 
 from ._common import (
     IMPLS,
     PARAM_NAMES,
     SCALE,
+    build_per_impl,
     collect,
     new_writable,
     open_readonly,
@@ -45,16 +44,7 @@ class ListDir:
     timeout = 300.0
 
     def setup_cache(self) -> dict[str, str]:
-        paths = {}
-        for impl in IMPLS:
-            try:
-                require(impl)
-            except NotImplementedError:
-                continue
-            path = os.path.abspath(f"group-{impl}")
-            build_group(impl, path)
-            paths[impl] = path
-        return paths
+        return build_per_impl("group", build_group)
 
     setup_cache.timeout = 900.0  # type: ignore[attr-defined]
 

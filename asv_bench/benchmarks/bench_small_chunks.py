@@ -8,7 +8,6 @@ on each side. Data is random so no chunk equals the fill value.
 from __future__ import annotations
 
 import math
-import os
 from typing import Any
 
 import numpy as np
@@ -20,6 +19,7 @@ from ._common import (
     PARAM_NAMES,
     PROTO,
     SCALE,
+    build_per_impl,
     new_tmpdir,
     new_writable,
     open_readonly,
@@ -134,16 +134,7 @@ class _Written:
     def setup_cache(self) -> dict[str, str]:
         """One repository / directory per importable implementation, in asv's cwd."""
         data = make_data()
-        paths = {}
-        for impl in IMPLS:
-            try:
-                require(impl)
-            except NotImplementedError:
-                continue
-            path = os.path.abspath(f"small-{impl}")
-            write_small(impl, path, data)
-            paths[impl] = path
-        return paths
+        return build_per_impl("small", lambda impl, path: write_small(impl, path, data))
 
     setup_cache.timeout = 900.0  # type: ignore[attr-defined]
 

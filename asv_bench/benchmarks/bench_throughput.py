@@ -8,14 +8,22 @@ not only copying, is on the path.
 
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
 import zarr
 from zarr.codecs import ZstdCodec
 
-from ._common import IMPLS, PARAM_NAMES, SCALE, new_writable, open_readonly, require, scaled
+from ._common import (
+    IMPLS,
+    PARAM_NAMES,
+    SCALE,
+    build_per_impl,
+    new_writable,
+    open_readonly,
+    require,
+    scaled,
+)
 
 __all__ = ["BIG_CHUNK_BYTES", "N_BIG_CHUNKS", "SCALE", "ReadCompressedChunks"]
 
@@ -57,16 +65,7 @@ class ReadCompressedChunks:
 
     def setup_cache(self) -> dict[str, str]:
         data = make_data()
-        paths = {}
-        for impl in IMPLS:
-            try:
-                require(impl)
-            except NotImplementedError:
-                continue
-            path = os.path.abspath(f"big-{impl}")
-            write_big(impl, path, data)
-            paths[impl] = path
-        return paths
+        return build_per_impl("big", lambda impl, path: write_big(impl, path, data))
 
     setup_cache.timeout = 600.0  # type: ignore[attr-defined]
 
