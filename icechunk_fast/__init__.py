@@ -12,7 +12,17 @@ for it::
 
 from __future__ import annotations
 
-from .config import CachingConfig, CompressionConfig, RepositoryConfig
+from .config import (
+    CachingConfig,
+    CompressionConfig,
+    ManifestConfig,
+    ManifestPreloadCondition,
+    ManifestPreloadConfig,
+    ManifestSplitCondition,
+    ManifestSplitDimCondition,
+    ManifestSplittingConfig,
+    RepositoryConfig,
+)
 from .conflicts import (
     BasicConflictSolver,
     Conflict,
@@ -83,6 +93,12 @@ __all__ = [
     "InternalError",
     "InvalidInputError",
     "LocalFileSystemStorage",
+    "ManifestConfig",
+    "ManifestPreloadCondition",
+    "ManifestPreloadConfig",
+    "ManifestSplitCondition",
+    "ManifestSplitDimCondition",
+    "ManifestSplittingConfig",
     "NodeNotFoundError",
     "NotFoundError",
     "ReadOnlyError",

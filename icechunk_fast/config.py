@@ -14,8 +14,25 @@ from typing import Any, Self
 from .errors import InvalidInputError
 from .format._json import dumps, loads
 from .format.envelope import ObjectType, decode_object, encode_object
+from .manifest_policy import (
+    ManifestPreloadCondition,
+    ManifestPreloadConfig,
+    ManifestSplitCondition,
+    ManifestSplitDimCondition,
+    ManifestSplittingConfig,
+)
 
-__all__ = ["CachingConfig", "CompressionConfig", "RepositoryConfig"]
+__all__ = [
+    "CachingConfig",
+    "CompressionConfig",
+    "ManifestConfig",
+    "ManifestPreloadCondition",
+    "ManifestPreloadConfig",
+    "ManifestSplitCondition",
+    "ManifestSplitDimCondition",
+    "ManifestSplittingConfig",
+    "RepositoryConfig",
+]
 
 CONFIG_KEY = "config"
 
@@ -114,6 +131,40 @@ class CachingConfig(_Mergeable):
 
 
 @dataclass(slots=True)
+class ManifestConfig(_Mergeable):
+    """How manifests are laid out and loaded.
+
+    Parameters
+    ----------
+    preload
+        Manifests fetched in the background when a session opens
+        (:class:`ManifestPreloadConfig`; default: small coordinate arrays).
+    splitting
+        Arrays whose manifests are split into boxes of chunks
+        (:class:`ManifestSplittingConfig`; default: none, one manifest per array).
+    """
+
+    preload: ManifestPreloadConfig | None = None
+    splitting: ManifestSplittingConfig | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.preload is not None:
+            out["preload"] = self.preload.to_json()
+        if self.splitting is not None:
+            out["splitting"] = self.splitting.to_json()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ManifestConfig:
+        preload, splitting = data.get("preload"), data.get("splitting")
+        return cls(
+            None if preload is None else ManifestPreloadConfig.from_json(preload),
+            None if splitting is None else ManifestSplittingConfig.from_json(splitting),
+        )
+
+
+@dataclass(slots=True)
 class RepositoryConfig(_Mergeable):
     """Repository-wide settings.
 
@@ -134,6 +185,8 @@ class RepositoryConfig(_Mergeable):
         Chunks a session writes are appended into pack objects of about this size
         (default 32 MiB); 0 stores every chunk as an object of its own. Bigger packs
         mean fewer files or PUTs; a session holds up to one pack in memory.
+    manifest
+        Manifest splitting and preloading (:class:`ManifestConfig`).
     """
 
     inline_chunk_threshold_bytes: int | None = None
@@ -142,6 +195,7 @@ class RepositoryConfig(_Mergeable):
     max_concurrent_requests: int | None = None
     caching: CachingConfig | None = None
     chunk_pack_target_bytes: int | None = None
+    manifest: ManifestConfig | None = None
 
     def __post_init__(self) -> None:
         threshold = self.inline_chunk_threshold_bytes
@@ -191,6 +245,15 @@ class RepositoryConfig(_Mergeable):
         return DEFAULT_PACK_TARGET_BYTES if size is None else int(size)
 
     @property
+    def manifest_splitting(self) -> ManifestSplittingConfig | None:
+        return self.manifest.splitting if self.manifest else None
+
+    @property
+    def manifest_preload(self) -> ManifestPreloadConfig:
+        preload = self.manifest.preload if self.manifest else None
+        return preload if preload is not None else ManifestPreloadConfig()
+
+    @property
     def chunk_cache_bytes(self) -> int:
         size = self.caching.num_bytes_chunks if self.caching else None
         return 0 if size is None else int(size)
@@ -224,4 +287,5 @@ class RepositoryConfig(_Mergeable):
 _NESTED: dict[tuple[str, str], type[_Mergeable]] = {
     ("RepositoryConfig", "compression"): CompressionConfig,
     ("RepositoryConfig", "caching"): CachingConfig,
+    ("RepositoryConfig", "manifest"): ManifestConfig,
 }

@@ -6,6 +6,8 @@ ref a single ``get`` asks for.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,7 +16,17 @@ from . import kernels
 from .format.ids import chunk_object_name
 from .format.manifest import INLINE, NATIVE, TOMBSTONE, VIRTUAL, ManifestData
 
-__all__ = ["ChunkLocation", "chunk_key", "lookup_row", "merge_changes", "resolve"]
+__all__ = [
+    "ChunkLocation",
+    "cell_groups",
+    "cell_of",
+    "chunk_key",
+    "concat_manifests",
+    "lookup_row",
+    "merge_changes",
+    "resolve",
+    "split_manifest",
+]
 
 
 def chunk_key(prefix: int, seq: int) -> str:
@@ -81,16 +93,53 @@ def _gather_blob(blob: bytes, offsets: np.ndarray, lengths: np.ndarray) -> tuple
     return src[index].tobytes(), new_offsets.astype(np.uint64)
 
 
-def _concat_optional(
-    base: np.ndarray | None, change: np.ndarray | None, nb: int, nc: int, dtype: type, offset: int
+def _stack_optional(
+    parts: Sequence[ManifestData], name: str, dtype: type, shifts: Sequence[int]
 ) -> np.ndarray | None:
-    if base is None and change is None:
+    """An optional per-row column of all parts (-1 where a part lacks it), shifted."""
+    if all(getattr(p, name) is None for p in parts):
         return None
-    b = base if base is not None else np.full(nb, -1, dtype)
-    c: np.ndarray = change.astype(dtype) if change is not None else np.full(nc, -1, dtype)
-    if offset and change is not None:
-        c = np.where(c >= 0, c + offset, c).astype(dtype)
-    return np.concatenate([b, c])
+    pieces: list[np.ndarray] = []
+    for p, shift in zip(parts, shifts, strict=True):
+        col = getattr(p, name)
+        if col is None:
+            pieces.append(np.full(len(p), -1, dtype))
+        else:
+            col = col.astype(dtype)
+            pieces.append(np.where(col >= 0, col + shift, col).astype(dtype) if shift else col)
+    return np.concatenate(pieces)
+
+
+def _stack(parts: Sequence[ManifestData]) -> ManifestData:
+    """The rows of ``parts`` one after another, their tables concatenated and the
+    rows' table indices shifted to match (not sorted, tables not compacted)."""
+    sources, offsets = [], []
+    n_prefixes = n_locations = n_inline = 0
+    etag_shifts = []
+    n_etags = 0
+    for p in parts:
+        shift = np.where(p.kind == VIRTUAL, n_locations, n_prefixes).astype(np.uint32)
+        sources.append(np.where(p.kind == INLINE, 0, p.source + shift).astype(np.uint32))
+        offsets.append(p.offset + np.where(p.kind == INLINE, n_inline, 0).astype(np.uint64))
+        etag_shifts.append(n_etags)
+        n_prefixes += len(p.prefixes)
+        n_locations += len(p.locations)
+        n_inline += len(p.inline)
+        n_etags += len(p.etags)
+    return ManifestData(
+        coords=np.concatenate([p.coords for p in parts]),
+        kind=np.concatenate([p.kind for p in parts]),
+        source=np.concatenate(sources),
+        seq=np.concatenate([p.seq for p in parts]),
+        offset=np.concatenate(offsets),
+        length=np.concatenate([p.length for p in parts]),
+        prefixes=np.concatenate([p.prefixes for p in parts]),
+        locations=[loc for p in parts for loc in p.locations],
+        inline=b"".join(p.inline for p in parts),
+        etag=_stack_optional(parts, "etag", np.int32, etag_shifts),
+        mtime=_stack_optional(parts, "mtime", np.int64, [0] * len(parts)),
+        etags=[e for p in parts for e in p.etags],
+    )
 
 
 def merge_changes(
@@ -103,31 +152,57 @@ def merge_changes(
     """
     if base is None:
         base = ManifestData.empty(changes.ndim)
-    nb, nc = len(base), len(changes)
     perm = kernels.merge_plan(base.coords, changes.coords, deleted)
-    kind = np.concatenate([base.kind, changes.kind])[perm]
-    source_shift = np.where(
-        changes.kind == VIRTUAL, len(base.locations), len(base.prefixes)
-    ).astype(np.uint32)
-    source_change = np.where(changes.kind == INLINE, 0, changes.source + source_shift)
-    source = np.concatenate([base.source, source_change.astype(np.uint32)])[perm]
-    inline_shift = np.where(changes.kind == INLINE, len(base.inline), 0).astype(np.uint64)
-    offset = np.concatenate([base.offset, changes.offset + inline_shift])[perm]
-    merged = ManifestData(
-        coords=np.concatenate([base.coords, changes.coords])[perm],
-        kind=kind,
-        source=source,
-        seq=np.concatenate([base.seq, changes.seq])[perm],
-        offset=offset,
-        length=np.concatenate([base.length, changes.length])[perm],
-        prefixes=np.concatenate([base.prefixes, changes.prefixes]),
-        locations=base.locations + changes.locations,
-        inline=base.inline + changes.inline,
-        etag=_concat_optional(base.etag, changes.etag, nb, nc, np.int32, len(base.etags)),
-        mtime=_concat_optional(base.mtime, changes.mtime, nb, nc, np.int64, 0),
-        etags=base.etags + changes.etags,
-    )
-    return _compact_tables(merged)
+    return _compact_tables(take_rows(_stack([base, changes]), perm))
+
+
+def concat_manifests(parts: Sequence[ManifestData]) -> ManifestData:
+    """One sorted manifest of manifests covering disjoint coordinates (the splits)."""
+    if len(parts) == 1:
+        return parts[0]
+    stacked = _stack(parts)
+    return _compact_tables(take_rows(stacked, kernels.sort_coords(stacked.coords)))
+
+
+def cell_groups(
+    coords: np.ndarray, split: Sequence[int]
+) -> list[tuple[tuple[int, ...], np.ndarray]]:
+    """Rows of ``coords`` grouped by the split box holding them, boxes in order.
+
+    ``split`` gives chunks per box along each dimension (0: not split). Row indices
+    within a group keep their order, so groups of sorted coordinates stay sorted.
+    """
+    if not len(coords):
+        return []
+    divisor = np.array([s if s > 0 else np.iinfo(np.int64).max for s in split], dtype=np.int64)
+    cells = coords // divisor
+    order = np.lexsort(cells.T[::-1])  # stable: rows within a box keep their order
+    ordered = cells[order]
+    starts = np.flatnonzero(np.any(ordered[1:] != ordered[:-1], axis=1)) + 1
+    bounds = [0, *starts.tolist(), len(order)]
+    return [(tuple(int(c) for c in ordered[a]), order[a:b]) for a, b in itertools.pairwise(bounds)]
+
+
+def split_manifest(
+    m: ManifestData, split: Sequence[int]
+) -> list[tuple[tuple[int, ...], ManifestData]]:
+    """``m`` cut into one manifest per split box (boxes without refs left out)."""
+    return [
+        (cell, _compact_tables(take_rows(m, rows))) for cell, rows in cell_groups(m.coords, split)
+    ]
+
+
+def cell_of(extent: Sequence[tuple[int, int]], split: Sequence[int]) -> tuple[int, ...] | None:
+    """The split box holding all of ``extent``, or None if it spans several."""
+    cell = []
+    for (lo, hi), s in zip(extent, split, strict=True):
+        if s <= 0:
+            cell.append(0)
+        elif lo // s != (hi - 1) // s:
+            return None
+        else:
+            cell.append(lo // s)
+    return tuple(cell)
 
 
 def _renumber(indices: np.ndarray, table_len: int) -> tuple[np.ndarray, np.ndarray]:

@@ -32,6 +32,7 @@ from .format.manifest import ManifestData, manifest_key
 from .format.repo_info import REPO_INFO_KEY, RepoInfo, SnapshotRecord
 from .format.snapshot import Snapshot, snapshot_key
 from .format.transaction_log import TransactionLog, transaction_log_key
+from .preload import manifests_to_preload, start_preload
 from .records import SnapshotInfo, SpecVersion, Update
 from .refs import validate_ref_name
 from .session import Session
@@ -757,7 +758,7 @@ class Repository:
                 f"{snapshot_id!r} is not a snapshot id", kind="snapshot-not-found"
             )
         target_id = self._resolve(info, branch, tag, snapshot_id)
-        return Session(self, self._load_snapshot(target_id), None, read_only=True)
+        return self._open_session(target_id, None, read_only=True)
 
     def writable_session(self, branch: str) -> Session:
         """A session that writes on top of the tip of ``branch`` and commits to it."""
@@ -767,8 +768,18 @@ class Repository:
                 "safe; writable sessions are refused",
                 kind="unsafe-storage",
             )
-        tip = self.lookup_branch(branch)
-        return Session(self, self._load_snapshot(tip), branch, read_only=False)
+        return self._open_session(self.lookup_branch(branch), branch, read_only=False)
+
+    def _open_session(self, snapshot_id: str, branch: str | None, *, read_only: bool) -> Session:
+        """A session on ``snapshot_id``, with its chosen manifests fetched in the background."""
+        snapshot = self._load_snapshot(snapshot_id)
+        session = Session(self, snapshot, branch, read_only=read_only)
+        wanted = manifests_to_preload(snapshot, self.config.manifest_preload)
+        cached = self._manifests.get
+        session._preloads = start_preload(
+            self._load_manifest, [mid for mid in wanted if cached(mid) is None]
+        )
+        return session
 
     def rearrange_session(self, branch: str) -> Session:
         """A session on the tip of ``branch`` that can only move and rename nodes

@@ -12,6 +12,7 @@ import functools
 import json
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -35,10 +36,15 @@ from .format.transaction_log import TransactionLog, transaction_log_key
 from .keys import METADATA_NAME, node_path_of, store_prefix_of, validate_store_key
 from .manifest import (
     ChunkLocation,
+    cell_groups,
+    cell_of,
     chunk_key,
+    concat_manifests,
     lookup_row,
     merge_changes,
     resolve,
+    split_manifest,
+    take_rows,
 )
 from .packs import PackWriter
 from .records import ChunkType, SessionMode
@@ -59,6 +65,7 @@ class _ArrayLayout:
 
     key_format: ChunkKeyFormat
     grid_shape: tuple[int, ...] | None  # None: not a regular grid, bounds unchecked
+    dimension_names: tuple[str | None, ...] | None = None
 
 
 @dataclass(slots=True)
@@ -69,6 +76,29 @@ class _Node:
     zarr_metadata: bytes
     manifests: tuple[ManifestRef, ...]
     layout: _ArrayLayout | None = None
+    split: tuple[int, ...] | None = None  # chunks per manifest box, if split
+    _by_cell: dict[tuple[int, ...], ManifestRef] | None = None
+
+    def manifests_by_cell(self) -> dict[tuple[int, ...], ManifestRef] | None:
+        """The manifests keyed by split box; None unless each box has at most one."""
+        if self.split is None:
+            return None
+        if self._by_cell is None:
+            by_cell = {cell_of(ref.extent, self.split): ref for ref in self.manifests}
+            if None in by_cell or len(by_cell) != len(self.manifests):
+                self.split = None  # not laid out as its split says: treat as unsplit
+                return None
+            self._by_cell = by_cell  # type: ignore[assignment]
+        return self._by_cell
+
+    def manifests_for(self, coords: tuple[int, ...]) -> Sequence[ManifestRef]:
+        """The manifests that may hold the chunk at ``coords``."""
+        by_cell = self.manifests_by_cell()
+        if by_cell is None:
+            return self.manifests
+        split = self.split or ()
+        ref = by_cell.get(tuple(c // s if s > 0 else 0 for c, s in zip(coords, split, strict=True)))
+        return () if ref is None else (ref,)
 
 
 def _parse_metadata(data: bytes) -> dict[str, Any]:
@@ -109,7 +139,9 @@ def _layout_of(data: bytes) -> _ArrayLayout:
         chunks = tuple(int(c) for c in grid["configuration"]["chunk_shape"])
         if len(chunks) == len(shape) and all(c > 0 for c in chunks):
             grid_shape = tuple(-(-s // c) for s, c in zip(shape, chunks, strict=True))
-    return _ArrayLayout(fmt, grid_shape)
+    names = doc.get("dimension_names")
+    dimension_names = tuple(names) if isinstance(names, list) else None
+    return _ArrayLayout(fmt, grid_shape, dimension_names)
 
 
 def _metadata_key(prefix: str) -> str:
@@ -149,6 +181,7 @@ class Session:
         # writers from several threads (dask, zarr's sync pipeline) share one session
         self._lock = threading.RLock()
         self._prefixes: list[int] = []
+        self._preloads: list[Future[None]] = []  # background manifest fetches (preload.py)
         self._reset_to(snapshot)
 
     def _reset_to(self, snapshot: Snapshot) -> None:
@@ -156,7 +189,12 @@ class Session:
         self._base_ids = {n.id for n in snapshot.nodes.values()}
         self._live: dict[str, _Node] = {
             store_prefix_of(n.path): _Node(
-                n.id, store_prefix_of(n.path), n.node_type, n.zarr_metadata, n.manifests
+                n.id,
+                store_prefix_of(n.path),
+                n.node_type,
+                n.zarr_metadata,
+                n.manifests,
+                split=n.split,
             )
             for n in snapshot.nodes.values()
         }
@@ -303,7 +341,7 @@ class Session:
                 return ChunkLocation(NATIVE, chunk_key(self._prefixes[source], seq), offset, length)
             if changes.override is not None:
                 return self._locate_in(changes.override, coords)
-        for ref in node.manifests:
+        for ref in node.manifests_for(coords):
             if all(lo <= c < hi for c, (lo, hi) in zip(coords, ref.extent, strict=True)):
                 found_loc = self._locate_in(self._repo._load_manifest(ref.id), coords)
                 if found_loc is not None:
@@ -963,40 +1001,81 @@ class Session:
         nodes: dict[str, NodeSnapshot] = {}
         for prefix, node in self._live.items():
             path = node_path_of(prefix)
-            manifests = node.manifests
+            manifests, split = node.manifests, node.split
             changes = self._chunks.get(node.id)
             if node.node_type == "array" and changes is not None and len(changes):
-                manifests, coords = self._write_manifest(node, changes, prefixes)
-                log.updated_chunks[node.id] = coords
+                manifests, split = self._write_manifests(node, changes, prefixes)
+                log.updated_chunks[node.id] = changes.touched_coords(
+                    self._layout(node).key_format
+                )
             node_type: NodeType = "array" if node.node_type == "array" else "group"
-            nodes[path] = NodeSnapshot(node.id, path, node_type, node.zarr_metadata, manifests)
+            nodes[path] = NodeSnapshot(
+                node.id, path, node_type, node.zarr_metadata, manifests, split
+            )
         snapshot = Snapshot(
             new_snapshot_id(), parent_id, datetime.now(UTC), message, metadata, nodes
         )
         return snapshot, log
 
-    def _write_manifest(
+    def _split_of(self, node: _Node) -> tuple[int, ...] | None:
+        """Chunks per manifest box the config asks for this array (None: one manifest)."""
+        splitting = self._repo.config.manifest_splitting
+        if splitting is None:
+            return None
+        layout = self._layout(node)
+        return splitting.split_sizes_for(
+            "/" + node.prefix, layout.dimension_names, layout.key_format.ndim
+        )
+
+    def _write_manifests(
         self, node: _Node, changes: ArrayChanges, prefixes: np.ndarray
-    ) -> tuple[tuple[ManifestRef, ...], np.ndarray]:
-        merged = self._effective_manifest(node, prefixes)
-        touched = changes.touched_coords(self._layout(node).key_format)
-        if not len(merged):
-            return (), touched
-        manifest_id = new_snapshot_id()
-        self._storage.put(manifest_key(manifest_id), merged.encode(self._level))
-        self._repo._cache_manifest(manifest_id, merged)
-        return (ManifestRef(manifest_id, merged.extent(), len(merged)),), touched
+    ) -> tuple[tuple[ManifestRef, ...], tuple[int, ...] | None]:
+        """New manifests of an array with changes, and the split they follow.
+
+        With a split that the array's manifests already follow, only the boxes holding
+        changed chunks are merged and rewritten; other boxes keep their manifests.
+        Otherwise (first split, a changed policy, a shift or reindex) the array's refs
+        are rewritten whole.
+        """
+        split = self._split_of(node)
+        if split is None:
+            merged = self._effective_manifest(node, prefixes)
+            return self._put_manifests([merged]), None
+        by_cell = node.manifests_by_cell() if node.split == split else None
+        if by_cell is None or changes.override is not None:
+            parts = split_manifest(self._effective_manifest(node, prefixes), split)
+            return self._put_manifests([m for _, m in parts]), split
+        by_cell = dict(by_cell)
+        columns, deleted = changes.to_columns(self._layout(node).key_format, prefixes)
+        merged_cells = []
+        for cell, rows in cell_groups(columns.coords, split):
+            old = by_cell.pop(cell, None)
+            base = None if old is None else self._repo._load_manifest(old.id)
+            part = take_rows(columns, rows)
+            merged_cells.append((cell, merge_changes(base, part, deleted[rows])))
+        new = self._put_manifests([m for _, m in merged_cells])
+        return tuple(sorted((*new, *by_cell.values()), key=lambda r: r.extent)), split
+
+    def _put_manifests(self, manifests: Sequence[ManifestData]) -> tuple[ManifestRef, ...]:
+        """Write the non-empty ``manifests``; their refs, in order."""
+        refs = []
+        for manifest in manifests:
+            if not len(manifest):
+                continue
+            manifest_id = new_snapshot_id()
+            self._storage.put(manifest_key(manifest_id), manifest.encode(self._level))
+            self._repo._cache_manifest(manifest_id, manifest)
+            refs.append(ManifestRef(manifest_id, manifest.extent(), len(manifest)))
+        return tuple(refs)
 
     def _base_manifest(self, node: _Node) -> ManifestData | None:
         """The refs the array starts from: a rewrite of this session, or its manifests."""
         changes = self._chunks.get(node.id)
         if changes is not None and changes.override is not None:
             return changes.override
-        base: ManifestData | None = None
-        for ref in node.manifests:  # one manifest per array today; merge them all
-            part = self._repo._load_manifest(ref.id)
-            base = part if base is None else merge_changes(base, part, np.zeros(len(part), bool))
-        return base
+        if not node.manifests:
+            return None
+        return concat_manifests([self._repo._load_manifest(ref.id) for ref in node.manifests])
 
     def _effective_manifest(self, node: _Node, prefixes: np.ndarray | None = None) -> ManifestData:
         """All refs of the array as this session sees them, as one manifest."""

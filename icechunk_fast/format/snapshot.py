@@ -32,7 +32,9 @@ class ManifestRef:
 class NodeSnapshot:
     """A group or an array as committed.
 
-    ``zarr_metadata`` holds the exact bytes of its ``zarr.json`` document.
+    ``zarr_metadata`` holds the exact bytes of its ``zarr.json`` document. ``split``
+    is set when the array's manifests are split: chunks per split along each dimension
+    (0: that dimension is not split), every manifest covering at most one such box.
     """
 
     id: str
@@ -40,6 +42,7 @@ class NodeSnapshot:
     node_type: NodeType
     zarr_metadata: bytes
     manifests: tuple[ManifestRef, ...] = ()
+    split: tuple[int, ...] | None = None
 
 
 @dataclass(slots=True)
@@ -65,6 +68,7 @@ class Snapshot:
                     n.node_type,
                     n.zarr_metadata.decode(),
                     [[m.id, [list(e) for e in m.extent], m.num_refs] for m in n.manifests],
+                    *([] if n.split is None else [list(n.split)]),
                 ]
                 for n in self.nodes.values()
             ],
@@ -76,14 +80,15 @@ class Snapshot:
         doc = loads(decode_object(data, ObjectType.SNAPSHOT, name), f"snapshot {name}")
         try:
             nodes = {}
-            for node_id, path, node_type, meta, manifests in doc["nodes"]:
+            for node_id, path, node_type, meta, manifests, *rest in doc["nodes"]:
+                split = tuple(int(s) for s in rest[0]) if rest else None
                 if node_type not in ("group", "array"):
                     raise ValueError(f"unknown node type {node_type!r}")
                 refs = tuple(
                     ManifestRef(mid, tuple((int(lo), int(hi)) for lo, hi in extent), int(count))
                     for mid, extent, count in manifests
                 )
-                nodes[path] = NodeSnapshot(node_id, path, node_type, meta.encode(), refs)
+                nodes[path] = NodeSnapshot(node_id, path, node_type, meta.encode(), refs, split)
             return cls(
                 doc["id"],
                 doc["parent_id"],
