@@ -335,3 +335,16 @@ def test_sessions_preload_the_manifests_the_config_selects() -> None:
     assert len(open_and_wait(budget)) == 1  # time (10) fits, lat (5) would exceed 12
     off = RepositoryConfig(manifest=ManifestConfig(preload=ManifestPreloadConfig(0)))
     assert open_and_wait(off) == []
+
+
+def test_the_splitting_benchmark_script_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "asv_bench" / "bench_splitting.py"
+    spec = importlib.util.spec_from_file_location("bench_splitting", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(["--refs", "300", "--split", "50", "--repeats", "1"])
+    table = capsys.readouterr().out
+    assert "| one-chunk commit (ms) |" in table and "split every 50" in table
