@@ -24,11 +24,14 @@ PROTO = default_buffer_prototype()
 
 
 def config(split: int | None) -> ic.RepositoryConfig:
-    manifest = None
+    """Split every ``split`` chunks, or (None) one manifest for the whole array."""
+    rules = {}
     if split:
         rules = {ic.ManifestSplitCondition.AnyArray(): {ic.ManifestSplitDimCondition.Any(): split}}
-        manifest = ic.ManifestConfig(splitting=ic.ManifestSplittingConfig.from_dict(rules))
-    return ic.RepositoryConfig(inline_chunk_threshold_bytes=0, manifest=manifest)
+    splitting = ic.ManifestSplittingConfig.from_dict(rules)  # no rules: never split
+    return ic.RepositoryConfig(
+        inline_chunk_threshold_bytes=0, manifest=ic.ManifestConfig(splitting=splitting)
+    )
 
 
 def build(n: int, split: int | None, seed: int) -> tuple[ic.Storage, float]:
@@ -64,7 +67,7 @@ def measure(n: int, split: int | None, repeats: int, seed: int) -> dict[str, flo
         commits.append(time.perf_counter() - start)
         written.append(manifest_bytes(storage) - before)
         start = time.perf_counter()
-        store = ic.Repository.open(storage).readonly_session(branch="main").store
+        store = ic.Repository.open(storage, config(split)).readonly_session(branch="main").store
         if store.get_sync(f"r/c/{int(rng.integers(n))}") is None:
             raise AssertionError("a written chunk read as missing")
         opens.append(time.perf_counter() - start)

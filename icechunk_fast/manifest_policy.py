@@ -30,6 +30,10 @@ DEFAULT_PRELOAD_NAMES = (
     r"level|lev|depth|height|nv|bnds|bounds)$"
 )
 DEFAULT_PRELOAD_MAX_REFS = 1_000
+#: Without a splitting config, an array's manifest is cut along its first dimension
+#: into boxes of at most this many chunks: small commits on huge arrays stay small, and
+#: a full read loads one manifest per 100,000 chunks, which it never notices.
+DEFAULT_MAX_CHUNKS_PER_MANIFEST = 100_000
 
 
 def _compile(pattern: str) -> re.Pattern[str]:
@@ -335,6 +339,17 @@ class ManifestPreloadCondition:
         if op == "refs":
             return cls("refs", low=doc[1], high=doc[2])
         return cls(op, doc[1] if len(doc) > 1 else "")
+
+
+def default_split_sizes(grid_shape: Sequence[int] | None) -> tuple[int, ...] | None:
+    """The built-in split: boxes of whole rows along dimension 0, at most
+    ``DEFAULT_MAX_CHUNKS_PER_MANIFEST`` chunks each (None for 0-d or irregular grids)."""
+    if not grid_shape:
+        return None
+    row = 1
+    for n in grid_shape[1:]:
+        row *= max(int(n), 1)
+    return (max(1, DEFAULT_MAX_CHUNKS_PER_MANIFEST // row), *([0] * (len(grid_shape) - 1)))
 
 
 def default_preload_condition() -> ManifestPreloadCondition:

@@ -46,6 +46,7 @@ from .manifest import (
     split_manifest,
     take_rows,
 )
+from .manifest_policy import default_split_sizes
 from .packs import PackWriter
 from .records import ChunkType, SessionMode
 
@@ -1020,9 +1021,9 @@ class Session:
     def _split_of(self, node: _Node) -> tuple[int, ...] | None:
         """Chunks per manifest box the config asks for this array (None: one manifest)."""
         splitting = self._repo.config.manifest_splitting
-        if splitting is None:
-            return None
         layout = self._layout(node)
+        if splitting is None:
+            return default_split_sizes(layout.grid_shape)
         return splitting.split_sizes_for(
             "/" + node.prefix, layout.dimension_names, layout.key_format.ndim
         )

@@ -174,6 +174,25 @@ def test_commit_writes_one_manifest_per_box_and_rewrites_only_touched_ones() -> 
     assert get(repo.readonly_session(branch="main").store, "a/c/35/0") is not None
 
 
+def test_big_arrays_are_split_by_default_unless_splitting_is_turned_off() -> None:
+    # a 300 x 1,000 chunk grid: the default boxes hold 100 rows (100,000 chunks)
+    for config, boxes in ((None, 3), (splitting({}), 1)):
+        repo = ic.Repository.create(ic.in_memory_storage(), config)
+        make_array(repo, shape=(300, 1000))
+        session = repo.writable_session("main")
+        for row in (0, 150, 299):
+            put(session.store, f"a/c/{row}/7", np.int32(row).tobytes())
+        session.commit("three rows")
+        assert len(manifests(repo)) == boxes
+        store = repo.readonly_session(branch="main").store
+        assert [get(store, f"a/c/{row}/7") for row in (0, 150, 299, 1)] == [
+            np.int32(0).tobytes(),
+            np.int32(150).tobytes(),
+            np.int32(299).tobytes(),
+            None,
+        ]
+
+
 def test_reading_a_corner_loads_one_small_manifest() -> None:
     storage = RecordingStorage()
     repo = ic.Repository.create(storage, by_axis0(10))
@@ -266,6 +285,7 @@ def test_split_repository_matches_a_dict_model(ops, size0, size1, resplit) -> No
     repo = ic.Repository.create(storage, splitting({Split.AnyArray(): rules}))
     make_array(repo, shape=(20, 5))
     model: dict[tuple[int, int], bytes] = {}
+    split = None  # what the array's manifests follow: set by the first chunk commit
     for n, commit in enumerate(ops):
         if resplit and n == len(ops) // 2:
             repo = ic.Repository.open(storage, by_axis0(size0 + 1))
@@ -281,13 +301,18 @@ def test_split_repository_matches_a_dict_model(ops, size0, size1, resplit) -> No
                 model[(i, j)] = np.int32(value).tobytes()
         if session.has_uncommitted_changes:
             session.commit(f"commit {n}")
+            split = (rules[Dim.Axis(0)], rules.get(Dim.Axis(1), 0))
         store = ic.Repository.open(storage).readonly_session(branch="main").store
         for i in range(20):
             for j in range(5):
                 assert get(store, f"a/c/{i}/{j}") == model.get((i, j))
         refs = manifests(repo)
         assert sum(m.num_refs for m in refs) == len(model)
-        s0, s1 = rules[Dim.Axis(0)], rules.get(Dim.Axis(1), 0)
+        if split is None:
+            continue
+        node = repo._load_snapshot(repo.lookup_branch("main")).nodes["/a"]
+        assert node.split == split
+        s0, s1 = split
         cells = set()
         for m in refs:
             (lo0, hi0), (lo1, hi1) = m.extent

@@ -4,11 +4,12 @@ An array ``g`` of ``N_GRID`` (10,000 at ``SCALE == 1``) chunks of 8 bytes, all
 written and committed once, then ``N_SMALL_COMMITS`` (200) commits that each rewrite
 one chunk at a random position. ``track_metadata_bytes_per_commit`` is what those
 commits left on disk, per commit: everything under the repository except chunk
-objects (manifests, snapshots, transaction logs, the repo info / refs). Icechunk
-rewrites the whole array manifest on every commit; icechunk_fast by default too
-(``split=none``), but a regular manifest costs a few bytes per ref; with
-``split=1000`` both split the array's manifest every 1,000 chunks (the same
-``ManifestSplittingConfig`` in both) and a commit rewrites one split.
+objects (manifests, snapshots, transaction logs, the repo info / refs). With
+``split=default`` Icechunk keeps one manifest per array and rewrites it whole on every
+commit; icechunk_fast's default boxes of 100,000 chunks also make this array one
+manifest, but a regular manifest costs a few bytes per ref. With ``split=1000`` both
+split the array's manifest every 1,000 chunks (the same ``ManifestSplittingConfig``)
+and a commit rewrites one split.
 
 ``time_commit_one_chunk`` is the latency of one more such commit. The repositories are
 built once per run in ``setup_cache`` (on local disk, ``inline_chunk_threshold_bytes=0``
@@ -30,14 +31,14 @@ __all__ = ["N_GRID", "N_SMALL_COMMITS", "SCALE", "SPLITS", "ManyCommits"]
 
 N_GRID = scaled(10_000, 20)
 N_SMALL_COMMITS = scaled(200, 3)
-SPLITS = ["none", "1000"]
+SPLITS = ["default", "1000"]
 SPLIT_SIZE = scaled(1_000, 5)
 
 
 def _config(impl: str, split: str) -> Any:
     mod = _module(impl)
     manifest = None
-    if split != "none":
+    if split != "default":
         rules = {
             mod.ManifestSplitCondition.AnyArray(): {mod.ManifestSplitDimCondition.Any(): SPLIT_SIZE}
         }
