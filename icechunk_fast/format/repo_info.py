@@ -6,6 +6,7 @@ listing branches, resolving a ref and walking the ancestry each cost one read.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -59,6 +60,9 @@ class RepoInfo:
     metadata: dict[str, Any] = field(default_factory=dict)
     # oldest first: [kind, at in microseconds, name, previous snapshot, new snapshot]
     ops: list[list[Any]] = field(default_factory=list)
+    # JSON text of rows already encoded once, shared by copies: rows never change once
+    # added, and re-serializing a long history was most of the cost of every commit
+    _row_json: dict[Any, str] = field(default_factory=dict, repr=False, compare=False)
 
     def copy(self) -> RepoInfo:
         return RepoInfo(
@@ -69,7 +73,18 @@ class RepoInfo:
             dict(self.snapshots),
             dict(self.metadata),
             list(self.ops),
+            self._row_json,
         )
+
+    def _rows_json(self, keyed_rows: Iterable[tuple[Any, list[Any]]]) -> str:
+        cache = self._row_json
+        parts = []
+        for key, row in keyed_rows:
+            text = cache.get(key)
+            if text is None:
+                text = cache[key] = dumps(row).decode()
+            parts.append(text)
+        return ",".join(parts)
 
     def add_snapshot(self, record: SnapshotRecord) -> None:
         self.snapshots[record.id] = [
@@ -105,16 +120,17 @@ class RepoInfo:
         return [OpRecord(k, from_micros(int(t)), n, p, s) for k, t, n, p, s in self.ops]
 
     def encode(self, level: int = 3) -> bytes:
-        doc = {
+        head = {
             "spec_version": self.spec_version,
             "branches": self.branches,
             "tags": self.tags,
             "deleted_tags": sorted(self.deleted_tags),
-            "snapshots": list(self.snapshots.values()),
             "metadata": self.metadata,
-            "ops": self.ops,
         }
-        return encode_object(ObjectType.REPO_INFO, dumps(doc), level=level)
+        snapshots = self._rows_json(self.snapshots.items())
+        ops = self._rows_json((("op", *row), row) for row in self.ops)
+        text = f'{dumps(head).decode()[:-1]},"snapshots":[{snapshots}],"ops":[{ops}]}}'
+        return encode_object(ObjectType.REPO_INFO, text.encode(), level=level)
 
     @classmethod
     def decode(cls, data: bytes) -> RepoInfo:
