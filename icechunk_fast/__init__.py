@@ -55,9 +55,12 @@ from .repository import Repository
 from .session import Session
 from .stats import RepositoryStats
 from .storage import (
+    AzureStorage,
     FsspecStorage,
+    GcsStorage,
     InMemoryStorage,
     LocalFileSystemStorage,
+    ObstoreS3Storage,
     S3Storage,
     Storage,
     azure_storage,
@@ -66,6 +69,7 @@ from .storage import (
     http_storage,
     in_memory_storage,
     local_filesystem_storage,
+    obstore_s3_storage,
     s3_storage,
 )
 from .store import IcechunkStore
@@ -75,6 +79,7 @@ __version__ = "0.1.0"
 __all__ = [
     "HAVE_CYTHON",
     "AlreadyExistsError",
+    "AzureStorage",
     "BasicConflictSolver",
     "CachingConfig",
     "ChunkType",
@@ -87,6 +92,7 @@ __all__ = [
     "Diff",
     "FormatError",
     "FsspecStorage",
+    "GcsStorage",
     "IcechunkError",
     "IcechunkStore",
     "InMemoryStorage",
@@ -101,6 +107,7 @@ __all__ = [
     "ManifestSplittingConfig",
     "NodeNotFoundError",
     "NotFoundError",
+    "ObstoreS3Storage",
     "ReadOnlyError",
     "RebaseFailedError",
     "RefNotFoundError",
@@ -126,5 +133,6 @@ __all__ = [
     "http_storage",
     "in_memory_storage",
     "local_filesystem_storage",
+    "obstore_s3_storage",
     "s3_storage",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, fields
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from .errors import InvalidInputError
 from .format._json import dumps, loads
@@ -21,6 +21,9 @@ from .manifest_policy import (
     ManifestSplitDimCondition,
     ManifestSplittingConfig,
 )
+
+if TYPE_CHECKING:
+    from .batching import CoalescePolicy
 
 __all__ = [
     "CachingConfig",
@@ -187,6 +190,15 @@ class RepositoryConfig(_Mergeable):
         mean fewer files or PUTs; a session holds up to one pack in memory.
     manifest
         Manifest splitting and preloading (:class:`ManifestConfig`).
+    read_coalesce_gap_bytes
+        Batched reads (``get_partial_values``, ``Session.read_many``) fetch ranges of
+        one object that are at most this far apart with one request (default 1 MiB).
+    read_coalesce_max_bytes
+        A coalesced request spans at most this many bytes unless one range alone is
+        larger (default 16 MiB); 0 turns coalescing off.
+    read_split_bytes
+        Reads longer than this are cut into parts fetched concurrently (default
+        32 MiB on remote storage, off on local disk and in memory); 0 never splits.
     """
 
     inline_chunk_threshold_bytes: int | None = None
@@ -196,6 +208,9 @@ class RepositoryConfig(_Mergeable):
     caching: CachingConfig | None = None
     chunk_pack_target_bytes: int | None = None
     manifest: ManifestConfig | None = None
+    read_coalesce_gap_bytes: int | None = None
+    read_coalesce_max_bytes: int | None = None
+    read_split_bytes: int | None = None
 
     def __post_init__(self) -> None:
         threshold = self.inline_chunk_threshold_bytes
@@ -208,6 +223,10 @@ class RepositoryConfig(_Mergeable):
             raise InvalidInputError(
                 f"chunk_pack_target_bytes must be a non-negative int, got {pack!r}"
             )
+        for name in ("read_coalesce_gap_bytes", "read_coalesce_max_bytes", "read_split_bytes"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 0):
+                raise InvalidInputError(f"{name} must be a non-negative int, got {value!r}")
 
     @classmethod
     def default(cls) -> RepositoryConfig:
@@ -219,6 +238,8 @@ class RepositoryConfig(_Mergeable):
             max_concurrent_requests=DEFAULT_MAX_CONCURRENT_REQUESTS,
             caching=CachingConfig(num_bytes_manifests=DEFAULT_MANIFEST_CACHE_BYTES),
             chunk_pack_target_bytes=32 << 20,
+            read_coalesce_gap_bytes=1 << 20,
+            read_coalesce_max_bytes=16 << 20,
         )
 
     # resolved values, used by the engine
@@ -252,6 +273,28 @@ class RepositoryConfig(_Mergeable):
     def manifest_preload(self) -> ManifestPreloadConfig:
         preload = self.manifest.preload if self.manifest else None
         return preload if preload is not None else ManifestPreloadConfig()
+
+    def read_coalescing(self, remote: bool) -> CoalescePolicy:
+        """The resolved gap, size and split limits of batched reads.
+
+        By default reads are split only on remote storage: a local disk serves one
+        large range at full speed, and joining the parts would only add a copy.
+        """
+        from .batching import CoalescePolicy
+
+        defaults = CoalescePolicy()
+        gap, most, split = (
+            self.read_coalesce_gap_bytes,
+            self.read_coalesce_max_bytes,
+            self.read_split_bytes,
+        )
+        if split is None:
+            split = defaults.split_bytes if remote else 0
+        return CoalescePolicy(
+            defaults.max_gap_bytes if gap is None else gap,
+            defaults.max_coalesced_bytes if most is None else most,
+            split,
+        )
 
     @property
     def chunk_cache_bytes(self) -> int:

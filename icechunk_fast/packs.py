@@ -10,10 +10,7 @@ random prefix), so concurrent sessions never share one.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
-
-from .errors import SessionStateError
 
 __all__ = ["DEFAULT_PACK_TARGET_BYTES", "PackWriter"]
 
@@ -85,19 +82,17 @@ class PackWriter:
             data = self._uploading.get(key)
         return None if data is None else data[start:end]
 
-    def wait_for_uploads(self, timeout: float = 600.0) -> None:
-        """Block until packs handed out for upload (by other threads) are stored."""
-        deadline = time.monotonic() + timeout
-        while True:
-            with self._lock:
-                if not self._uploading:
-                    return
-            if time.monotonic() > deadline:
-                raise SessionStateError(
-                    "chunk uploads still running after "
-                    f"{timeout:.0f} s; finish the writes before committing"
-                )
-            time.sleep(0.005)
+    def unstored(self) -> list[tuple[str, bytes]]:
+        """Packs handed out for upload and not yet reported stored, for the commit to
+        store before it publishes anything.
+
+        That includes packs whose upload failed (a network error raised into the write
+        that filled them, or into an earlier commit attempt), so a retried commit stores
+        them instead of waiting for an upload nobody is running. A pack another thread is
+        still uploading goes up twice: same key, same bytes, no harm.
+        """
+        with self._lock:
+            return list(self._uploading.items())
 
     @property
     def buffered_bytes(self) -> int:

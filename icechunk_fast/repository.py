@@ -33,6 +33,7 @@ from .format.repo_info import REPO_INFO_KEY, RepoInfo, SnapshotRecord
 from .format.snapshot import Snapshot, snapshot_key
 from .format.transaction_log import TransactionLog, transaction_log_key
 from .preload import manifests_to_preload, start_preload
+from .reads import ChunkReader
 from .records import SnapshotInfo, SpecVersion, Update
 from .refs import validate_ref_name
 from .session import Session
@@ -135,6 +136,12 @@ class Repository:
         if tier is not None:
             directory, size, self._disk_metadata, self._disk_chunks = tier
             self._disk = DiskTier(directory, size, namespace=repr(storage))
+        self._reader = ChunkReader(
+            self._io,
+            self._chunks,
+            self._disk if self._disk_chunks else None,
+            config.read_coalescing(remote=storage.is_remote),
+        )
 
     # -- construction -------------------------------------------------------------
     @classmethod
@@ -461,31 +468,7 @@ class Repository:
 
     def _read_chunk(self, key: str, start: int, end: int) -> bytes:
         """Bytes ``[start, end)`` of chunk object ``key``, through the chunk caches."""
-        lru = self._chunks
-        if lru is None and not self._disk_chunks:
-            return self._io.get_range(key, start, end)
-        cache_key = f"{key}@{start}-{end}"
-        if lru is not None:
-            hit = self._from_memory(lru, cache_key)
-            if hit is not None:
-                return hit
-        data = self._fetch_chunk_bytes(key, cache_key, start, end)
-        if lru is not None:
-            lru.put(cache_key, data)
-        return data
-
-    def _fetch_chunk_bytes(self, key: str, cache_key: str, start: int, end: int) -> bytes:
-        disk = self._disk if self._disk_chunks else None
-        if disk is not None:
-            cached = disk.get(cache_key)
-            if cached is not None and len(cached) == end - start:
-                self._io.bump("disk_hits")
-                return cached
-            self._io.bump("disk_misses")
-        data = self._io.get_range(key, start, end)
-        if disk is not None and len(data) == end - start:
-            disk.put(cache_key, data)
-        return data
+        return self._reader.read(key, start, end)
 
     def _cache_manifest(self, manifest_id: str, manifest: ManifestData) -> None:
         self._manifests.put(manifest_id, manifest)

@@ -11,7 +11,7 @@ import asyncio
 import functools
 import json
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -51,6 +51,7 @@ from .packs import PackWriter
 from .records import ChunkType, SessionMode
 
 if TYPE_CHECKING:
+    from .batching import CoalescePolicy
     from .conflicts import ConflictSolver
     from .repository import Repository
     from .store import IcechunkStore
@@ -418,6 +419,92 @@ class Session:
             data = await self._storage.get_range_async(obj, start, end)
         return self._check_length(data, end - start, obj)
 
+    def read_many(
+        self,
+        requests: Iterable[tuple[str, Window | None]],
+        *,
+        coalescing: CoalescePolicy | None = None,
+    ) -> list[bytes | None]:
+        """The values of many store keys (each restricted to its window), in order.
+
+        Metadata, inline chunks and chunks of packs not yet stored are served from
+        memory, then cached chunks; the remaining byte ranges are grouped by storage
+        object, neighbouring ranges of one object are fetched with one request and very
+        large ones in concurrent parts, all in one batch.
+
+        Parameters
+        ----------
+        requests
+            ``(key, window)`` pairs; a key may appear several times.
+        coalescing
+            Gap, size and split limits for this call (default: the repository's
+            ``read_coalesce_*`` and ``read_split_bytes`` settings).
+
+        Returns
+        -------
+        list of bytes or None
+            One value per request; None for a key that is absent.
+
+        Raises
+        ------
+        FormatError
+            A chunk object is shorter than its refs say.
+        """
+        out, slots, objs, starts, ends = self._gather_reads(requests)
+        if slots:
+            values = self._repo._reader.read_many(objs, starts, ends, coalescing)
+            for slot, data in zip(slots, values, strict=True):
+                out[slot] = data
+        return out
+
+    async def read_many_async(
+        self,
+        requests: Iterable[tuple[str, Window | None]],
+        *,
+        coalescing: CoalescePolicy | None = None,
+    ) -> list[bytes | None]:
+        """Async twin of :meth:`read_many`; the fetch is awaited."""
+        out, slots, objs, starts, ends = self._gather_reads(requests)
+        if slots:
+            values = await self._repo._reader.read_many_async(objs, starts, ends, coalescing)
+            for slot, data in zip(slots, values, strict=True):
+                out[slot] = data
+        return out
+
+    def _gather_reads(
+        self, requests: Iterable[tuple[str, Window | None]]
+    ) -> tuple[list[bytes | None], list[int], list[str], list[int], list[int]]:
+        """Values known without storage, and the byte ranges to fetch for the rest."""
+        out: list[bytes | None] = []
+        slots: list[int] = []
+        objs: list[str] = []
+        starts: list[int] = []
+        ends: list[int] = []
+        packer = self._packer
+        for key, window in requests:
+            loc = self._locate(key)
+            if loc is None or isinstance(loc, bytes):
+                if loc is not None and window is not None:
+                    cut_start, cut_end = window(len(loc))
+                    loc = loc[cut_start:cut_end]
+                out.append(loc)
+                continue
+            obj, start, end = self._finish_read(loc, window)
+            if end <= start:
+                out.append(b"")
+                continue
+            if packer is not None:
+                pending = packer.read(obj, start, end)
+                if pending is not None:
+                    out.append(self._check_length(pending, end - start, obj))
+                    continue
+            slots.append(len(out))
+            out.append(None)
+            objs.append(obj)
+            starts.append(start)
+            ends.append(end)
+        return out, slots, objs, starts, ends
+
     def size_of(self, key: str) -> int | None:
         loc = self._locate(key)
         if loc is None:
@@ -502,15 +589,14 @@ class Session:
         return packer
 
     def _flush_packs(self) -> None:
-        """Store the pack being filled (and wait for any still uploading)."""
+        """Store the pack being filled and any whose upload failed or is still running."""
         packer = self._packer
         if packer is None:
             return
-        packer.wait_for_uploads()
-        last = packer.seal()
-        if last is not None:
-            self._storage.put(*last)
-            packer.uploaded(last[0])
+        packer.seal()
+        for key, data in packer.unstored():
+            self._storage.put(key, data)
+            packer.uploaded(key)
 
     async def write_async(self, key: str, data: bytes) -> None:
         """Async twin of :meth:`write`; the chunk upload is awaited."""
@@ -1006,9 +1092,7 @@ class Session:
             changes = self._chunks.get(node.id)
             if node.node_type == "array" and changes is not None and len(changes):
                 manifests, split = self._write_manifests(node, changes, prefixes)
-                log.updated_chunks[node.id] = changes.touched_coords(
-                    self._layout(node).key_format
-                )
+                log.updated_chunks[node.id] = changes.touched_coords(self._layout(node).key_format)
             node_type: NodeType = "array" if node.node_type == "array" else "group"
             nodes[path] = NodeSnapshot(
                 node.id, path, node_type, node.zarr_metadata, manifests, split

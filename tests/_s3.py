@@ -10,15 +10,23 @@ from __future__ import annotations
 import atexit
 import importlib.util
 import logging
+import re
 import socket
 import threading
 import uuid
 from pathlib import Path
 from typing import Any
 
-from icechunk_fast.storage import S3Storage, Storage, s3_storage
+from icechunk_fast.storage import (
+    ObstoreS3Storage,
+    S3Storage,
+    Storage,
+    obstore_s3_storage,
+    s3_storage,
+)
 
 AVAILABLE = all(importlib.util.find_spec(m) is not None for m in ("moto", "s3fs", "boto3"))
+OBSTORE = importlib.util.find_spec("obstore") is not None  # the second S3 client
 
 BUCKET = "icechunk-test"
 REGION = "us-east-1"
@@ -75,9 +83,28 @@ def storage(prefix: str | None = None, *, url: str | None = None, **policy: Any)
     )
 
 
+def obstore_storage(
+    prefix: str | None = None, *, url: str | None = None, **policy: Any
+) -> ObstoreS3Storage:
+    """Like :func:`storage`, through obstore's client."""
+    return obstore_s3_storage(
+        bucket=BUCKET,
+        prefix=prefix or fresh_prefix(),
+        region=REGION,
+        endpoint_url=url or endpoint(),
+        allow_http=True,
+        **CREDENTIALS,
+        **policy,
+    )
+
+
 def backend(_tmp: Path) -> Storage:
     """For the ``BACKENDS`` table of the storage contract tests."""
     return storage()
+
+
+def obstore_backend(_tmp: Path) -> Storage:
+    return obstore_storage()
 
 
 def free_port() -> int:
@@ -92,17 +119,23 @@ _MAX_HANDLERS = 64
 
 
 class FaultProxy:
-    """An HTTP/1.1 proxy on 127.0.0.1 in front of the moto server, for fault injection.
+    """An HTTP/1.1 proxy on 127.0.0.1 in front of the moto server (or the GCS and Azure
+    emulators), for fault injection.
 
     Keeps client connections alive (moto itself closes each one), forwards each request
     on a fresh upstream connection, and on demand:
 
-    - ``drop_after_forward(n)``: the next ``n`` conditional PUTs (``If-Match`` or
-      ``If-None-Match``) reach moto, which applies them, and then the client connection
-      is closed instead of the reply being sent: the lost-response case.
+    - ``drop_after_forward(n)``: the next ``n`` conditional writes (PUTs with
+      ``If-Match`` or ``If-None-Match``, GCS uploads with ``ifGenerationMatch``) reach
+      the server, which applies them, and then the client connection is closed instead
+      of the reply being sent: the lost-response case.
     - ``drop_before_forward(n)``: the next ``n`` conditional PUTs are dropped unsent.
     - ``fail_next(method, status, code, n)``: answer the next ``n`` requests of that
       method with a canned S3 error, without forwarding them.
+    - ``outage_at(n, reply_lost)``: the network goes down at the ``n``-th request from
+      now on (counting every request, resends included): that request is dropped unsent,
+      or (``reply_lost``) reaches moto and loses its reply; every later request is
+      dropped unsent until ``heal()``.
 
     ``log`` records ``(method, path, conditional, write_id, outcome)`` per request;
     ``max_in_flight`` the most requests forwarded at once.
@@ -119,6 +152,8 @@ class FaultProxy:
         self._drop_before = 0
         self._failures: list[tuple[str, int, str]] = []
         self._stalls: list[tuple[str, float]] = []
+        self._outage: tuple[int, bool] | None = None  # (request number, reply lost)
+        self.seen = 0  # requests since the last outage_at / heal
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(_MAX_HANDLERS)
         self._stopped = threading.Event()
@@ -153,6 +188,14 @@ class FaultProxy:
         """Hold the next ``n`` requests of ``method`` for ``seconds`` before forwarding."""
         with self._lock:
             self._stalls.extend([(method, seconds)] * n)
+
+    def outage_at(self, n: int, *, reply_lost: bool = False) -> None:
+        with self._lock:
+            self._outage, self.seen = (n, reply_lost), 0
+
+    def heal(self) -> None:
+        with self._lock:
+            self._outage, self.seen = None, 0
 
     def outcomes(self, outcome: str) -> list[tuple[str, str, bool, str | None, str]]:
         with self._lock:
@@ -192,21 +235,27 @@ class FaultProxy:
         """Answer one request; False to close the client connection."""
         method, path = line.split(b" ")[0].decode(), line.split(b" ")[1].decode()
         names = {k.lower(): v for k, v in headers}
-        conditional = method == "PUT" and ("if-match" in names or "if-none-match" in names)
-        write_id = names.get("x-amz-meta-icechunk-write-id")
+        conditional, write_id = _conditional_write(method, path, names, body)
         with self._lock:
-            failure = next((f for f in self._failures if f[0] == method), None)
-            if failure is not None:
-                self._failures.remove(failure)
-            drop_before = conditional and self._drop_before > 0
-            drop_after = conditional and not drop_before and self._drop_after > 0
-            if drop_before:
-                self._drop_before -= 1
-            if drop_after:
-                self._drop_after -= 1
-            stall = next((st for st in self._stalls if st[0] == method), None)
-            if stall is not None:
-                self._stalls.remove(stall)
+            self.seen += 1
+            outage = self._outage
+            failure = stall = None
+            if outage is not None and self.seen >= outage[0]:  # the network is down
+                drop_after = self.seen == outage[0] and outage[1]
+                drop_before = not drop_after
+            else:
+                failure = next((f for f in self._failures if f[0] == method), None)
+                if failure is not None:
+                    self._failures.remove(failure)
+                drop_before = conditional and self._drop_before > 0
+                drop_after = conditional and not drop_before and self._drop_after > 0
+                if drop_before:
+                    self._drop_before -= 1
+                if drop_after:
+                    self._drop_after -= 1
+                stall = next((st for st in self._stalls if st[0] == method), None)
+                if stall is not None:
+                    self._stalls.remove(stall)
 
         def record(outcome: str) -> None:
             with self._lock:
@@ -256,6 +305,28 @@ class FaultProxy:
             while chunk := up.recv(65536):
                 parts.append(chunk)
         return b"".join(parts)
+
+
+_GCS_WRITE_ID = re.compile(rb'"icechunk-write-id"\s*:\s*"([0-9a-f]+)"')
+
+
+def _conditional_write(
+    method: str, path: str, names: dict[str, str], body: bytes
+) -> tuple[bool, str | None]:
+    """Whether a request is a conditional write, and the write id it carries.
+
+    S3 and Azure: a PUT with ``If-Match`` / ``If-None-Match``, the id in a metadata
+    header. GCS: an upload with ``ifGenerationMatch``, the id in the JSON part of its
+    multipart body.
+    """
+    if method == "PUT" and ("if-match" in names or "if-none-match" in names):
+        return True, names.get("x-amz-meta-icechunk-write-id") or names.get(
+            "x-ms-meta-icechunk_write_id"
+        )
+    if method == "POST" and "ifGenerationMatch=" in path:
+        found = _GCS_WRITE_ID.search(body)
+        return True, found.group(1).decode() if found else None
+    return False, None
 
 
 def _read_request(

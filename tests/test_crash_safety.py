@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import zarr
 
 import icechunk_fast as ic
 from icechunk_fast.storage import InMemoryStorage
+from tests import _faults
 
 
 class FailingStorage(InMemoryStorage):
@@ -37,39 +37,20 @@ class FailingStorage(InMemoryStorage):
         return super().put_if_match(key, data, expected_version)
 
 
-def _commit_second_version(storage: FailingStorage) -> None:
-    repo = ic.Repository.open(storage)
-    session = repo.writable_session("main")
-    arr = zarr.open_array(session.store, path="a")
-    arr[:] = np.arange(64, dtype="f8") * 2  # 8 chunk objects, then manifest, log, snapshot, ref
-    session.commit("second")
-
-
 def test_every_failure_point_leaves_old_or_new() -> None:
     writes_per_commit = None
     for fail_at in range(1, 40):
         storage = FailingStorage()
-        repo = ic.Repository.create(storage)
-        session = repo.writable_session("main")
-        arr = zarr.create_array(session.store, name="a", shape=(64,), chunks=(8,), dtype="f8")
-        arr[:] = np.arange(64, dtype="f8")
-        first = session.commit("first")
-        storage.fail_at = fail_at
+        first = _faults.create_first(storage)
+        storage.fail_at = fail_at  # counts the writes of open + write + commit
         try:
-            _commit_second_version(storage)
+            _faults.stage_second(storage).commit("second")
         except ic.StorageError:
             pass
         else:
             writes_per_commit = writes_per_commit or storage.writes
         storage.fail_at = 0
-        reopened = ic.Repository.open(storage)
-        tip = reopened.lookup_branch("main")
-        values = zarr.open_array(reopened.readonly_session(branch="main").store, path="a")[:]
-        if tip == first:
-            np.testing.assert_array_equal(values, np.arange(64))
-        else:
-            assert reopened.lookup_snapshot(tip).message == "second"
-            np.testing.assert_array_equal(values, np.arange(64) * 2)
+        _faults.check_old_or_new(storage, first)
         if writes_per_commit is not None and fail_at > writes_per_commit:
             break
     assert writes_per_commit is not None, "the commit never got through"

@@ -19,7 +19,7 @@ from icechunk_fast.storage import (
     in_memory_storage,
     local_filesystem_storage,
 )
-from tests import _s3
+from tests import _azure, _gcs, _s3
 
 BACKENDS: dict[str, Callable[[Path], Storage]] = {
     "memory": lambda _: in_memory_storage(),
@@ -27,13 +27,24 @@ BACKENDS: dict[str, Callable[[Path], Storage]] = {
     "fsspec-memory": lambda _: fsspec_storage(
         f"memory://{uuid.uuid4().hex}", unsafe_allow_unconditional_writes=True
     ),
+    # servers on loopback, started once per test process; a fresh prefix per test
+    "s3": _s3.backend,  # moto
+    "s3-obstore": _s3.obstore_backend,  # moto, through obstore's client
+    "gcs": _gcs.backend,  # fake-gcs-server
+    "azure": _azure.backend,  # Azurite
 }
-if _s3.AVAILABLE:  # moto's S3 server on loopback, a fresh prefix per test
-    BACKENDS["s3"] = _s3.backend
+MISSING = {
+    "s3": "" if _s3.AVAILABLE else "moto, s3fs or boto3 is not installed",
+    "s3-obstore": "" if _s3.AVAILABLE and _s3.OBSTORE else "moto or obstore is not installed",
+    "gcs": _gcs.MISSING,
+    "azure": _azure.MISSING,
+}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+    if MISSING.get(request.param):
+        pytest.skip(MISSING[request.param])
     return BACKENDS[request.param](tmp_path)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import http.server
-import itertools
 import multiprocessing as mp
 import pickle
 import sys
@@ -18,7 +17,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +29,8 @@ pytest.importorskip("boto3")
 
 import icechunk_fast as ic
 from icechunk_fast.storage import ObjectNotFoundError, S3Storage
-from tests import _s3
+from tests import _racing, _s3
+from tests._racing import make_array, read_values
 
 WRITERS = 8
 ATTEMPTS = 20
@@ -46,14 +45,6 @@ def s3_endpoint() -> str:
 def proxy(s3_endpoint: str) -> Iterator[_s3.FaultProxy]:
     with _s3.FaultProxy(s3_endpoint) as p:
         yield p
-
-
-def make_array(session: ic.Session, n: int) -> None:
-    zarr.create_array(session.store, name="a", shape=(n,), chunks=(1,), dtype="i8", fill_value=-1)
-
-
-def read_values(store: ic.IcechunkStore) -> np.ndarray:
-    return np.asarray(zarr.open_array(store, path="a", mode="r")[...])
 
 
 # -- construction, repr, pickling ---------------------------------------------------------
@@ -207,52 +198,8 @@ def test_repository_round_trip_and_time_travel(s3_endpoint: str) -> None:
     assert listed and listed == sorted(o["Key"][len(storage.prefix) + 1 :] for o in raw["Contents"])
 
 
-def _race(
-    storage: S3Storage, worker: int, start: threading.Barrier
-) -> list[tuple[int, str | None]]:
-    repo = ic.Repository.open(pickle.loads(pickle.dumps(storage)))  # a client of its own
-    start.wait()
-    results: list[tuple[int, str | None]] = []
-    for attempt in range(ATTEMPTS):
-        session = repo.writable_session("main")
-        zarr.open_array(session.store, path="a")[worker] = worker * 1000 + attempt
-        try:
-            results.append((attempt, session.commit(f"w{worker} a{attempt}")))
-        except ic.ConflictError:
-            results.append((attempt, None))
-    return results
-
-
 def test_racing_writers_on_one_branch(s3_endpoint: str) -> None:
-    storage = _s3.storage()
-    repo = ic.Repository.create(storage)
-    session = repo.writable_session("main")
-    make_array(session, WRITERS)
-    base = session.commit("array")
-
-    start = threading.Barrier(WRITERS)
-    with ThreadPoolExecutor(WRITERS) as pool:
-        futures = [pool.submit(_race, storage, w, start) for w in range(WRITERS)]
-        results = [f.result(timeout=120) for f in futures]  # any other error surfaces here
-
-    ancestry = [s.id for s in repo.ancestry(branch="main")]
-    assert len(ancestry) == len(set(ancestry)), "a snapshot appears twice in the ancestry"
-    landed = {
-        snap: (worker, attempt)
-        for worker, rows in enumerate(results)
-        for attempt, snap in rows
-        if snap is not None
-    }
-    assert sum(len(rows) for rows in results) == WRITERS * ATTEMPTS
-    assert landed, "no commit landed at all"
-    assert set(ancestry[: len(landed)]) == set(landed)
-    assert ancestry[len(landed)] == base
-    for snap, (worker, attempt) in landed.items():
-        values = read_values(repo.readonly_session(snapshot_id=snap).store)
-        assert values[worker] == worker * 1000 + attempt
-    infos = list(repo.ancestry(branch="main"))
-    for newer, older in itertools.pairwise(infos):
-        assert newer.parent_id == older.id
+    _racing.check_racing_writers(_s3.storage(), WRITERS, ATTEMPTS)
 
 
 # -- lost responses ----------------------------------------------------------------------------

@@ -3,24 +3,23 @@ Azure, HTTP)."""
 
 from __future__ import annotations
 
+from ._azure import AzureStorage, azure_storage
 from ._base import ObjectNotFoundError, Storage, validate_key
-from ._fsspec import (
-    FsspecStorage,
-    S3Storage,
-    azure_storage,
-    fsspec_storage,
-    gcs_storage,
-    http_storage,
-    s3_storage,
-)
+from ._fsspec import FsspecStorage, fsspec_storage, http_storage
+from ._gcs import GcsStorage, gcs_storage
 from ._local import LocalFileSystemStorage, local_filesystem_storage
 from ._memory import InMemoryStorage, in_memory_storage
+from ._obstore import ObstoreS3Storage, obstore_s3_storage
+from ._s3 import S3Storage, s3_storage
 
 __all__ = [
+    "AzureStorage",
     "FsspecStorage",
+    "GcsStorage",
     "InMemoryStorage",
     "LocalFileSystemStorage",
     "ObjectNotFoundError",
+    "ObstoreS3Storage",
     "S3Storage",
     "Storage",
     "azure_storage",
@@ -29,6 +28,7 @@ __all__ = [
     "http_storage",
     "in_memory_storage",
     "local_filesystem_storage",
+    "obstore_s3_storage",
     "s3_storage",
     "validate_key",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from ..errors import InvalidInputError, NotFoundError
 
@@ -75,6 +75,15 @@ class Storage(ABC):
     def get_range(self, key: str, start: int, end: int | None) -> bytes:
         """Bytes ``[start, end)`` of an object (``end=None``: to its end)."""
 
+    def get_ranges(self, requests: Sequence[tuple[str, int, int]]) -> Sequence[bytes]:
+        """Bytes ``[start, end)`` of each ``(key, start, end)``, in order.
+
+        One call for a batch of ranged reads, so that backends can run them at once
+        (object stores) or pick the cheapest way (local files). The default reads them
+        one after another. Raises like :meth:`get_range` for the first failing one.
+        """
+        return [self.get_range(key, start, end) for key, start, end in requests]
+
     @abstractmethod
     def get_with_version(self, key: str) -> tuple[bytes, str]:
         """Object and an opaque version token to pass to :meth:`put_if_match`."""
@@ -132,6 +141,9 @@ class Storage(ABC):
 
     async def get_range_async(self, key: str, start: int, end: int | None) -> bytes:
         return await asyncio.to_thread(self.get_range, key, start, end)
+
+    async def get_ranges_async(self, requests: Sequence[tuple[str, int, int]]) -> Sequence[bytes]:
+        return await asyncio.to_thread(self.get_ranges, requests)
 
     async def put_async(self, key: str, data: bytes) -> None:
         await asyncio.to_thread(self.put, key, data)

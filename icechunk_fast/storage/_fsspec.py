@@ -1,4 +1,4 @@
-"""Object storage through fsspec: S3 (s3fs), GCS (gcsfs), Azure (adlfs), HTTP, and the rest.
+"""Object storage through fsspec: the request machinery, and any fsspec filesystem.
 
 How it runs
     Every request is a coroutine on one event loop per process: fsspec's own IO loop
@@ -15,20 +15,16 @@ Requests
     exponential backoff and jitter, at most ``max_tries`` attempts in all. The clients'
     own retry loops (botocore's, s3fs's) are turned off so that one policy applies.
 
-Conditional writes on S3
-    ``put_if_absent`` sends ``If-None-Match: *`` and ``put_if_match`` sends
-    ``If-Match: <etag>``; the version token is the object's ETag. Each conditional PUT
-    carries a fresh id in the object's user metadata. When a PUT lands but its response
-    is lost, the client (aiohttp, or our retry loop) sends it again and that resend fails
-    its precondition against our own object; so on every precondition failure the
-    object is HEADed, and if it carries our id the write is reported as done.
-
-Other filesystems
-    Local, memory, GCS and Azure through fsspec get no verified atomic precondition, so
-    their storages say ``supports_conditional_writes = False`` and the repository refuses
-    writable sessions on them. ``unsafe_allow_unconditional_writes=True`` lifts that: the
-    conditional operations then check and write in two steps, serialized only among the
-    threads using this storage object. Use it only when a single process ever writes.
+Conditional writes
+    S3, GCS and Azure have native atomic preconditions; their storages
+    (:mod:`._s3`, :mod:`._gcs`, :mod:`._azure`, on the shared core in
+    :mod:`._object_store`) use them, with a check that recognizes a write whose reply
+    was lost. Any other filesystem (local, memory, or an s3fs/gcsfs/adlfs instance
+    passed in) gets no verified atomic precondition, so its storage says
+    ``supports_conditional_writes = False`` and the repository refuses writable sessions
+    on it. ``unsafe_allow_unconditional_writes=True`` lifts that: the conditional
+    operations then check and write in two steps, serialized only among the threads
+    using this storage object. Use it only when a single process ever writes.
 """
 
 from __future__ import annotations
@@ -36,33 +32,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import functools
 import hashlib
 import os
 import random
 import threading
-import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ..errors import IcechunkError, InvalidInputError, ReadOnlyError, StorageError
 from ._base import ObjectNotFoundError, Storage, validate_key, validate_prefix
 
-__all__ = [
-    "FsspecStorage",
-    "S3Storage",
-    "azure_storage",
-    "fsspec_storage",
-    "gcs_storage",
-    "http_storage",
-    "s3_storage",
-]
+__all__ = ["FsspecStorage", "fsspec_storage", "http_storage"]
 
 T = TypeVar("T")
-
-#: User-metadata key (``x-amz-meta-icechunk-write-id``) that marks a conditional write.
-WRITE_ID_METADATA_KEY = "icechunk-write-id"
 
 _THROTTLE_CODES = frozenset(
     {
@@ -79,13 +70,16 @@ _THROTTLE_CODES = frozenset(
         "ServiceUnavailable",
         "ConditionalRequestConflict",  # S3: a concurrent conditional write is in flight
         "OperationAborted",
+        "ServerBusy",  # Azure
+        "OperationTimedOut",  # Azure
+        "rateLimitExceeded",  # GCS
+        "backendError",  # GCS
     }
 )
 _TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _TRANSIENT_ERRNOS = frozenset(
     {errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE, errno.ETIMEDOUT, errno.EAGAIN}
 )
-_S3_DELETE_BATCH = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,13 +133,22 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 
 def _response_error(exc: BaseException) -> tuple[str, int]:
-    """(error code, HTTP status) of a botocore ``ClientError``-like exception, else ('', 0)."""
+    """(error code, HTTP status) of an error reply, else ('', 0).
+
+    Understands botocore's ``ClientError`` (a ``response`` mapping) and errors with
+    ``status_code`` and ``error_code`` attributes: azure-core's ``HttpResponseError``
+    and the GCS storage's own.
+    """
     response = getattr(exc, "response", None)
-    if not isinstance(response, Mapping):
-        return "", 0
-    error = response.get("Error") or {}
-    meta = response.get("ResponseMetadata") or {}
-    return str(error.get("Code", "")), int(meta.get("HTTPStatusCode", 0) or 0)
+    if isinstance(response, Mapping):
+        error = response.get("Error") or {}
+        meta = response.get("ResponseMetadata") or {}
+        return str(error.get("Code", "")), int(meta.get("HTTPStatusCode", 0) or 0)
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int):
+        code = getattr(exc, "error_code", None)
+        return str(getattr(code, "value", code) or ""), status  # azure: a str enum
+    return "", 0
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -170,15 +173,22 @@ def _is_transient(exc: BaseException) -> bool:
             "ClientPayloadError",
             "FSTimeoutError",
             "IncompleteReadError",
+            "ServiceRequestError",  # azure-core: the request did not get through
+            "ServiceResponseError",  # azure-core: no (complete) reply
         }:
             return True
     return False
 
 
+#: Error codes of a failed write precondition. Azure answers an ``If-None-Match: *``
+#: upload onto an existing blob with 409 ``BlobAlreadyExists``, not 412.
+_PRECONDITION_CODES = frozenset({"PreconditionFailed", "ConditionNotMet", "BlobAlreadyExists"})
+
+
 def _is_precondition_failure(exc: BaseException) -> bool:
     for e in _chain(exc):
         code, status = _response_error(e)
-        if code == "PreconditionFailed" or status == 412:
+        if code in _PRECONDITION_CODES or status == 412:
             return True
     return False
 
@@ -213,6 +223,19 @@ def _clean_prefix(prefix: str) -> str:
 
 def _version_of(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+async def _gather_or_cancel(coros: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
+    """Results of ``coros`` run at once; on the first failure the rest are cancelled
+    (no orphan requests keep running) and that failure is raised as it is."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 # -- the generic storage ---------------------------------------------------------------
@@ -440,7 +463,7 @@ class FsspecStorage(Storage):
             return exc
         if _is_precondition_failure(exc):
             return exc  # handled by the conditional writes
-        if isinstance(exc, FileNotFoundError):
+        if isinstance(exc, FileNotFoundError) or _response_error(exc)[1] == 404:
             return ObjectNotFoundError(f"object {key!r} not found in {self!r}")
         after = f" after {tries} attempts" if tries > 1 else ""
         return StorageError(
@@ -494,6 +517,12 @@ class FsspecStorage(Storage):
     async def _aget_with_version(self, key: str) -> tuple[bytes, str]:
         data = await self._aget(key)
         return data, _version_of(data)
+
+    async def _aget_ranges(self, requests: Sequence[tuple[str, int, int]]) -> list[bytes]:
+        """All ranged reads at once; each holds a slot of the semaphore while it runs."""
+        return await _gather_or_cancel(
+            [self._aget_range(key, start, end) for key, start, end in requests]
+        )
 
     async def _asize(self, key: str) -> int:
         path = self._path(key)
@@ -566,6 +595,11 @@ class FsspecStorage(Storage):
     def get_range(self, key: str, start: int, end: int | None) -> bytes:
         return self._run(self._aget_range, key, start, end)
 
+    def get_ranges(self, requests: Sequence[tuple[str, int, int]]) -> Sequence[bytes]:
+        if len(requests) == 1:
+            return [self.get_range(*requests[0])]
+        return self._run(self._aget_ranges, requests)
+
     def get_with_version(self, key: str) -> tuple[bytes, str]:
         return self._run(self._aget_with_version, key)
 
@@ -605,331 +639,14 @@ class FsspecStorage(Storage):
     async def get_range_async(self, key: str, start: int, end: int | None) -> bytes:
         return await self._arun(self._aget_range, key, start, end)
 
+    async def get_ranges_async(self, requests: Sequence[tuple[str, int, int]]) -> Sequence[bytes]:
+        return await self._arun(self._aget_ranges, requests)
+
     async def put_async(self, key: str, data: bytes) -> None:
         await self._arun(self._aput, key, data)
 
 
-# -- S3 --------------------------------------------------------------------------------
-class S3Storage(FsspecStorage):
-    """Objects under ``s3://bucket/prefix`` through s3fs, with real conditional writes.
-
-    Made by :func:`s3_storage`; see it for the arguments. Pickles as its constructor
-    arguments (credentials included: that is what lets dask workers use it); the repr
-    never shows credentials.
-    """
-
-    supports_conditional_writes = True
-
-    def __init__(self, **kwargs: Any) -> None:
-        _import_optional("s3fs", "s3", "s3_storage")  # fail now, not at the first request
-        policy_names = set(_RequestPolicy.__dataclass_fields__)
-        policy = {k: v for k, v in kwargs.items() if k in policy_names}
-        config = {k: v for k, v in kwargs.items() if k not in policy_names}
-        self._config = config
-        self.bucket: str = config["bucket"]
-        self.prefix: str = _clean_prefix(config.get("prefix") or "")
-        self._key_prefix = f"{self.prefix}/" if self.prefix else ""
-        self.read_only = bool(config.get("read_only", False))
-        self.supports_conditional_writes = not self.read_only
-        self._read_only_reason = ""
-        self._unsafe = False
-        self._policy = _RequestPolicy(**policy)
-        self._policy_kwargs = policy
-        self._url = None
-        self._given_fs = None
-        self._storage_options = {}
-        self._root = f"{self.bucket}/{self.prefix}" if self.prefix else self.bucket
-        self._state_lock = threading.Lock()
-        self._state = None  # the s3fs client is made at the first request
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_s3, ({**self._config, **self._policy_kwargs},))
-
-    def _location(self) -> str:
-        endpoint = self._config.get("endpoint_url")
-        return f"s3://{self._root}" + (f" at {endpoint}" if endpoint else "")
-
-    def __repr__(self) -> str:
-        parts = [f"bucket={self.bucket!r}", f"prefix={self.prefix!r}"]
-        for name in ("region", "endpoint_url"):
-            if self._config.get(name):
-                parts.append(f"{name}={self._config[name]!r}")
-        if self._config.get("anonymous"):
-            parts.append("anonymous=True")
-        return f"S3Storage({', '.join(parts)})"
-
-    def _make_fs(self) -> Any:
-        s3fs = _import_optional("s3fs", "s3", "s3_storage")
-        c = self._config
-        p = self._policy
-        config_kwargs: dict[str, Any] = {
-            # one retry policy, ours: botocore's and s3fs's loops are switched off
-            "retries": {"total_max_attempts": 1, "mode": "standard"},
-            "connect_timeout": p.connect_timeout,
-            "read_timeout": p.read_timeout,
-            "max_pool_connections": p.max_concurrent_requests,
-        }
-        if c.get("force_path_style"):
-            config_kwargs["s3"] = {"addressing_style": "path"}
-        kwargs: dict[str, Any] = {
-            "skip_instance_cache": True,
-            "use_listings_cache": False,
-            "asynchronous": False,
-            "config_kwargs": config_kwargs,
-        }
-        if c.get("region"):
-            kwargs["client_kwargs"] = {"region_name": c["region"]}
-        if c.get("endpoint_url"):
-            kwargs["endpoint_url"] = c["endpoint_url"]
-        if c.get("anonymous"):
-            kwargs["anon"] = True
-        if c.get("access_key_id"):
-            kwargs["key"] = c["access_key_id"]
-            kwargs["secret"] = c.get("secret_access_key")
-            if c.get("session_token"):
-                kwargs["token"] = c["session_token"]
-        fs = s3fs.S3FileSystem(**kwargs)
-        fs.retries = 1  # s3fs's own retry loop: one attempt
-        return fs
-
-    async def _s3(self, method: str, **kwargs: Any) -> Any:
-        return await self._current().fs._call_s3(method, Bucket=self.bucket, **kwargs)
-
-    def _object_key(self, key: str) -> str:
-        return self._key_prefix + validate_key(key)
-
-    async def _read_object(self, key: str, byte_range: str | None) -> tuple[bytes, str]:
-        kwargs: dict[str, Any] = {"Key": self._object_key(key)}
-        if byte_range:
-            kwargs["Range"] = byte_range
-
-        async def attempt() -> tuple[bytes, str]:
-            resp = await self._s3("get_object", **kwargs)
-            async with resp["Body"] as body:
-                data = await body.read()
-            return bytes(data), str(resp.get("ETag", ""))
-
-        return await self._request("get", key, attempt)
-
-    async def _aget(self, key: str) -> bytes:
-        return (await self._read_object(key, None))[0]
-
-    async def _aget_with_version(self, key: str) -> tuple[bytes, str]:
-        return await self._read_object(key, None)
-
-    async def _aget_range(self, key: str, start: int, end: int | None) -> bytes:
-        self._object_key(key)
-        if start < 0 or (end is not None and end < 0):
-            raise InvalidInputError(f"negative byte range {start}..{end}")
-        if end is not None and end <= start:
-            await self._asize(key)
-            return b""
-        if start == 0 and end is None:
-            return await self._aget(key)
-        byte_range = f"bytes={start}-{end - 1}" if end is not None else f"bytes={start}-"
-        try:
-            return (await self._read_object(key, byte_range))[0]
-        except StorageError as exc:
-            if exc.__cause__ is not None and _is_invalid_range(exc.__cause__):
-                return b""  # the object exists but is shorter than ``start``
-            raise
-
-    async def _head(self, key: str) -> dict[str, Any] | None:
-        object_key = self._object_key(key)
-        try:
-            return dict(
-                await self._request("head", key, lambda: self._s3("head_object", Key=object_key))
-            )
-        except ObjectNotFoundError:
-            return None
-
-    async def _asize(self, key: str) -> int:
-        head = await self._head(key)
-        if head is None:
-            raise ObjectNotFoundError(f"object {key!r} not found in {self!r}")
-        return int(head["ContentLength"])
-
-    async def _alist(self, prefix: str) -> list[str]:
-        validate_prefix(prefix)
-        keys: list[str] = []
-        token: str | None = None
-        while True:
-            kwargs: dict[str, Any] = {"Prefix": self._key_prefix + prefix}
-            if token:
-                kwargs["ContinuationToken"] = token
-            page = await self._request(
-                "list", prefix, functools.partial(self._s3, "list_objects_v2", **kwargs)
-            )
-            for item in page.get("Contents", ()):
-                rel = item["Key"][len(self._key_prefix) :]
-                try:
-                    keys.append(validate_key(rel))
-                except InvalidInputError:
-                    continue  # not written by us
-            token = page.get("NextContinuationToken")
-            if not page.get("IsTruncated") or not token:
-                return keys
-
-    async def _aput(self, key: str, data: bytes) -> None:
-        object_key = self._object_key(key)
-        self._check_writable()
-        body = bytes(data)
-        await self._request(
-            "put", key, lambda: self._current().fs._pipe_file(f"{self.bucket}/{object_key}", body)
-        )
-
-    async def _aput_if_match(self, key: str, data: bytes, expected: str | None) -> str | None:
-        """Conditional PUT; see the module docs for how a lost response is recognized."""
-        object_key = self._object_key(key)
-        self._check_writable()
-        write_id = uuid.uuid4().hex
-        condition = {"IfNoneMatch": "*"} if expected is None else {"IfMatch": expected}
-        body = bytes(data)
-
-        async def attempt() -> Any:
-            return await self._s3(
-                "put_object",
-                Key=object_key,
-                Body=body,
-                Metadata={WRITE_ID_METADATA_KEY: write_id},
-                **condition,
-            )
-
-        try:
-            response = await self._request("conditional put", key, attempt)
-        except ObjectNotFoundError:
-            if expected is None:
-                raise
-            # If-Match on a missing object: S3 answers 404 rather than 412.
-        except Exception as exc:
-            if not _is_precondition_failure(exc):
-                raise
-        else:
-            return str(response["ETag"])
-        # The precondition failed, either against another writer's object or against
-        # our own (our first PUT landed, its reply was lost, and a resend found it).
-        head = await self._head(key)
-        if head is not None and (head.get("Metadata") or {}).get(WRITE_ID_METADATA_KEY) == write_id:
-            return str(head["ETag"])
-        return None
-
-    async def _adelete(self, key: str) -> None:
-        object_key = self._object_key(key)
-        self._check_writable()
-        await self._request("delete", key, lambda: self._s3("delete_object", Key=object_key))
-
-    async def _adelete_many(self, keys: list[str]) -> None:
-        object_keys = [self._object_key(k) for k in keys]
-        self._check_writable()
-
-        async def batch(chunk: list[str]) -> None:
-            request = {"Objects": [{"Key": k} for k in chunk], "Quiet": True}
-            resp = await self._request(
-                "delete_many", chunk[0], lambda: self._s3("delete_objects", Delete=request)
-            )
-            errors = [e for e in resp.get("Errors", ()) if e.get("Code") != "NoSuchKey"]
-            if errors:
-                raise StorageError(
-                    f"deleting from {self!r} failed for {len(errors)} keys: {errors[:3]}"
-                )
-
-        await asyncio.gather(
-            *(
-                batch(object_keys[i : i + _S3_DELETE_BATCH])
-                for i in range(0, len(object_keys), _S3_DELETE_BATCH)
-            )
-        )
-
-
-def _rebuild_s3(kwargs: dict[str, Any]) -> S3Storage:
-    return S3Storage(**kwargs)
-
-
 # -- constructors ------------------------------------------------------------------------
-def s3_storage(
-    *,
-    bucket: str,
-    prefix: str | None,
-    region: str | None = None,
-    endpoint_url: str | None = None,
-    allow_http: bool = False,
-    access_key_id: str | None = None,
-    secret_access_key: str | None = None,
-    session_token: str | None = None,
-    anonymous: bool | None = None,
-    from_env: bool | None = None,
-    force_path_style: bool = False,
-    **policy: Any,
-) -> S3Storage:
-    """Storage in an S3 bucket (or an S3-compatible server) through s3fs.
-
-    Commits are safe from any number of writers: they use S3's conditional writes
-    (``If-None-Match`` / ``If-Match``), which AWS S3 and recent S3-compatible servers
-    enforce. Credentials come from the arguments, or anonymously, or (the default) from
-    the environment: variables, config files, instance metadata.
-
-    Parameters
-    ----------
-    bucket, prefix
-        Where the repository lives: ``s3://bucket/prefix``.
-    region, endpoint_url
-        The region, and an endpoint for S3-compatible servers (MinIO, Ceph, ...).
-    allow_http
-        Permit a plain ``http://`` endpoint.
-    access_key_id, secret_access_key, session_token
-        Static credentials.
-    anonymous
-        Unsigned requests (public buckets).
-    from_env
-        Take credentials from the environment (the default when none are given).
-    force_path_style
-        ``https://host/bucket/key`` addressing instead of virtual-host style.
-    **policy
-        The request policy of :class:`FsspecStorage`: ``max_concurrent_requests``
-        (256), ``max_tries`` (8), ``initial_backoff`` (0.1 s), ``max_backoff`` (10 s),
-        ``attempt_timeout`` (None), ``connect_timeout`` (10 s), ``read_timeout`` (60 s).
-
-    Raises
-    ------
-    InvalidInputError
-        Contradictory credential options, or an ``http://`` endpoint without
-        ``allow_http=True``.
-    ImportError
-        s3fs is not installed (``pip install 'icechunk_fast[s3]'``).
-    """
-    if not bucket or not isinstance(bucket, str) or "/" in bucket:
-        raise InvalidInputError(f"invalid bucket name {bucket!r}")
-    if endpoint_url and endpoint_url.lower().startswith("http://") and not allow_http:
-        raise InvalidInputError(
-            f"endpoint {endpoint_url!r} is plain HTTP; pass allow_http=True to permit it"
-        )
-    has_static = access_key_id is not None or secret_access_key is not None
-    if has_static and (access_key_id is None or secret_access_key is None):
-        raise InvalidInputError("give both access_key_id and secret_access_key")
-    if session_token is not None and not has_static:
-        raise InvalidInputError("session_token needs access_key_id and secret_access_key")
-    if anonymous and (has_static or from_env):
-        raise InvalidInputError("anonymous=True excludes credentials and from_env=True")
-    if from_env and has_static:
-        raise InvalidInputError("from_env=True excludes explicit credentials")
-    if from_env is False and not has_static and not anonymous:
-        raise InvalidInputError(
-            "from_env=False needs credentials (access_key_id, secret_access_key) or anonymous=True"
-        )
-    return S3Storage(
-        bucket=bucket,
-        prefix=prefix or "",
-        region=region,
-        endpoint_url=endpoint_url,
-        access_key_id=access_key_id,
-        secret_access_key=secret_access_key,
-        session_token=session_token,
-        anonymous=bool(anonymous),
-        force_path_style=force_path_style,
-        **policy,
-    )
-
-
 def fsspec_storage(
     url_or_fs: str | Any,
     *,
@@ -948,10 +665,11 @@ def fsspec_storage(
     ``s3://`` URLs become an :class:`S3Storage` (with conditional writes) and take the
     s3fs-style options ``endpoint_url``, ``key``, ``secret``, ``token``, ``anon`` plus
     ``region``, ``force_path_style`` and ``allow_http``. Any other filesystem, including
-    an s3fs instance passed in, has ``supports_conditional_writes = False`` (readable, but
-    the repository refuses writable sessions) unless
-    ``unsafe_allow_unconditional_writes=True``, which is safe only when one process
-    alone ever writes to the repository.
+    ``gs://`` and ``abfs://`` URLs and any s3fs, gcsfs or adlfs instance passed in, has
+    ``supports_conditional_writes = False`` (readable, but the repository refuses
+    writable sessions) unless ``unsafe_allow_unconditional_writes=True``, which is safe
+    only when one process alone ever writes to the repository. For GCS and Azure with
+    conditional writes use :func:`gcs_storage` and :func:`azure_storage`.
 
     Examples
     --------
@@ -967,7 +685,9 @@ def fsspec_storage(
         "attempt_timeout": attempt_timeout,
     }
     if isinstance(url_or_fs, str) and url_or_fs.startswith(("s3://", "s3a://")):
-        return _s3_from_url(url_or_fs, options, read_only, policy)
+        from ._s3 import s3_from_url  # the S3 module builds on this one
+
+        return s3_from_url(url_or_fs, options, read_only, policy)
     if isinstance(url_or_fs, str):
         return FsspecStorage(
             url_or_fs,
@@ -982,112 +702,6 @@ def fsspec_storage(
         url_or_fs,
         root,
         read_only=read_only,
-        unsafe_allow_unconditional_writes=unsafe_allow_unconditional_writes,
-        **policy,
-    )
-
-
-_S3_URL_OPTIONS = {
-    "endpoint_url": "endpoint_url",
-    "key": "access_key_id",
-    "secret": "secret_access_key",
-    "token": "session_token",
-    "anon": "anonymous",
-    "region": "region",
-    "force_path_style": "force_path_style",
-    "allow_http": "allow_http",
-}
-
-
-def _s3_from_url(
-    url: str, options: dict[str, Any], read_only: bool, policy: dict[str, Any]
-) -> S3Storage:
-    unknown = sorted(set(options) - set(_S3_URL_OPTIONS))
-    if unknown:
-        raise InvalidInputError(
-            f"fsspec_storage({url!r}) takes only {sorted(_S3_URL_OPTIONS)} for S3, "
-            f"not {unknown}; use s3_storage(...), or pass an s3fs filesystem instance "
-            "(which has no conditional writes)"
-        )
-    bucket, _, prefix = url.split("://", 1)[1].partition("/")
-    kwargs = {_S3_URL_OPTIONS[k]: v for k, v in options.items()}
-    storage = s3_storage(bucket=bucket, prefix=prefix, **kwargs, **policy)
-    if read_only:  # kept in the config, so that it survives pickling
-        storage._config["read_only"] = True
-        storage.read_only = True
-        storage.supports_conditional_writes = False
-    return storage
-
-
-def gcs_storage(
-    *,
-    bucket: str,
-    prefix: str | None,
-    project: str | None = None,
-    token: Any = None,
-    endpoint_url: str | None = None,
-    anonymous: bool | None = None,
-    unsafe_allow_unconditional_writes: bool = False,
-    **policy: Any,
-) -> FsspecStorage:
-    """Storage in a Google Cloud Storage bucket through gcsfs.
-
-    gcsfs documents its exclusive create (``mode="create"``) as experimental and
-    offers no generation-matched overwrite, so this storage reports
-    ``supports_conditional_writes = False``: readable, not committable, unless
-    ``unsafe_allow_unconditional_writes=True`` (one writing process only).
-    ``token`` is gcsfs's (``"google_default"``, a credentials file, ``"anon"``...).
-    """
-    _import_optional("gcsfs", "gcs", "gcs_storage")
-    options: dict[str, Any] = {}
-    if project:
-        options["project"] = project
-    if anonymous:
-        options["token"] = "anon"
-    elif token is not None:
-        options["token"] = token
-    if endpoint_url:
-        options["endpoint_url"] = endpoint_url
-    path = "/".join(p for p in (bucket, _clean_prefix(prefix or "")) if p)
-    return FsspecStorage(
-        f"gs://{path}",
-        storage_options=options,
-        unsafe_allow_unconditional_writes=unsafe_allow_unconditional_writes,
-        **policy,
-    )
-
-
-def azure_storage(
-    *,
-    account: str,
-    container: str,
-    prefix: str | None,
-    account_key: str | None = None,
-    sas_token: str | None = None,
-    connection_string: str | None = None,
-    anonymous: bool | None = None,
-    unsafe_allow_unconditional_writes: bool = False,
-    **policy: Any,
-) -> FsspecStorage:
-    """Storage in an Azure Blob Storage container through adlfs.
-
-    adlfs exposes no ETag-conditioned overwrite through fsspec, so this storage reports
-    ``supports_conditional_writes = False`` unless ``unsafe_allow_unconditional_writes``.
-    """
-    _import_optional("adlfs", "azure", "azure_storage")
-    options: dict[str, Any] = {"account_name": account}
-    if account_key:
-        options["account_key"] = account_key
-    if sas_token:
-        options["sas_token"] = sas_token
-    if connection_string:
-        options["connection_string"] = connection_string
-    if anonymous:
-        options["anon"] = True
-    path = "/".join(p for p in (container, _clean_prefix(prefix or "")) if p)
-    return FsspecStorage(
-        f"abfs://{path}",
-        storage_options=options,
         unsafe_allow_unconditional_writes=unsafe_allow_unconditional_writes,
         **policy,
     )

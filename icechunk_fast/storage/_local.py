@@ -14,7 +14,9 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,22 @@ __all__ = ["LocalFileSystemStorage", "local_filesystem_storage"]
 
 
 _INLINE_IO_BYTES = 1 << 20
+_READ_THREADS = min(8, 2 * (os.cpu_count() or 1))
+_pool: tuple[int, ThreadPoolExecutor] | None = None
+_pool_lock = threading.Lock()
+
+
+def _read_pool() -> ThreadPoolExecutor:
+    """A process-wide pool for big reads (made again in a forked child)."""
+    global _pool
+    pool = _pool
+    if pool is None or pool[0] != os.getpid():
+        with _pool_lock:
+            pool = _pool
+            if pool is None or pool[0] != os.getpid():
+                executor = ThreadPoolExecutor(_READ_THREADS, thread_name_prefix="icechunk-read")
+                pool = _pool = (os.getpid(), executor)
+    return pool[1]
 
 
 def _version_of(data: bytes) -> str:
@@ -89,6 +107,23 @@ class LocalFileSystemStorage(Storage):
 
     def get_range(self, key: str, start: int, end: int | None) -> bytes:
         return self._read(key, start, end)
+
+    def get_ranges(self, requests: Sequence[tuple[str, int, int]]) -> Sequence[bytes]:
+        # Measured on 2 cores (page cache): reads of 1 MiB and more finish ~2x sooner on
+        # a few threads (pread drops the GIL while it copies); 256 KiB reads and smaller
+        # are 1.5-3x slower that way than one after another. So big ones go to threads.
+        big = [i for i, (_, start, end) in enumerate(requests) if end - start >= _INLINE_IO_BYTES]
+        if len(big) < 2:
+            return [self._read(key, start, end) for key, start, end in requests]
+        pool = _read_pool()
+        pending = {i: pool.submit(self._read, *requests[i]) for i in big}
+        out = [
+            b"" if i in pending else self._read(key, start, end)
+            for i, (key, start, end) in enumerate(requests)
+        ]
+        for i, future in pending.items():
+            out[i] = future.result()
+        return out
 
     def get_with_version(self, key: str) -> tuple[bytes, str]:
         data = self._read(key)
@@ -220,6 +255,11 @@ class LocalFileSystemStorage(Storage):
         if end is not None and end - start > _INLINE_IO_BYTES:
             return await super().get_range_async(key, start, end)
         return self.get_range(key, start, end)
+
+    async def get_ranges_async(self, requests: Sequence[tuple[str, int, int]]) -> Sequence[bytes]:
+        if sum(end - start for _, start, end in requests) > _INLINE_IO_BYTES:
+            return await super().get_ranges_async(requests)
+        return self.get_ranges(requests)
 
     async def put_async(self, key: str, data: bytes) -> None:
         if len(data) > _INLINE_IO_BYTES:

@@ -6,7 +6,7 @@ import itertools
 import os
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ._base import ObjectNotFoundError, Storage, validate_key, validate_prefix
@@ -104,6 +104,9 @@ class InMemoryStorage(Storage):
 
     async def get_range_async(self, key: str, start: int, end: int | None) -> bytes:
         return self.get_range(key, start, end)
+
+    async def get_ranges_async(self, requests: Sequence[tuple[str, int, int]]) -> Sequence[bytes]:
+        return self.get_ranges(requests)
 
     async def put_async(self, key: str, data: bytes) -> None:
         self.put(key, data)
