@@ -51,6 +51,7 @@ def _array_at(session: Session, path: str) -> tuple[_Node, _ArrayLayout]:
 def move(session: Session, from_path: str, to_path: str) -> None:
     """The work of :meth:`Session.move`."""
     session._check_writable()
+    session._check_acknowledged()
     if not session._rearrange:
         raise SessionStateError(
             "moves need a rearrange session: repo.rearrange_session(branch)",

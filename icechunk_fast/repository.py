@@ -441,6 +441,10 @@ class Repository:
         self._io.bump("memory_hits" if value is not None else "memory_misses")
         return value
 
+    def _has_snapshot(self, snapshot_id: str) -> bool:
+        """Whether ``snapshot_id`` is part of the history (fresh read of the repo info)."""
+        return snapshot_id in self._read_info().snapshots
+
     def _load_snapshot(self, snapshot_id: str) -> Snapshot:
         cached = self._from_memory(self._snapshots, snapshot_id)
         if cached is not None:

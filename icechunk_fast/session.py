@@ -184,6 +184,7 @@ class Session:
         self._lock = threading.RLock()
         self._prefixes: list[int] = []
         self._preloads: list[Future[None]] = []  # background manifest fetches (preload.py)
+        self._unacknowledged: Snapshot | None = None  # published, but the reply was lost
         self._reset_to(snapshot)
 
     def _reset_to(self, snapshot: Snapshot) -> None:
@@ -690,6 +691,7 @@ class Session:
         with self._lock:
             self._reset_to(self._snapshot)
             self._packer = None  # its bytes were never referenced by a commit
+            self._unacknowledged = None
 
     # -- listing ------------------------------------------------------------------
     def _array_chunk_parts(self, node: _Node) -> list[str]:
@@ -792,13 +794,22 @@ class Session:
                 parent, earlier = base.parent_id, [self._repo._load_transaction_log(base.id)]
             else:
                 parent, earlier = base.id, []
-            snapshot, log = self._build_snapshot(message, metadata, parent)
-            if earlier:
-                log = combine_logs([*earlier, log])
-            self._storage.put(transaction_log_key(snapshot.id), log.encode(self._level))
-            self._storage.put(snapshot_key(snapshot.id), snapshot.encode(self._level))
-            branch = None if kind == "new_detached_snapshot" else self._branch
-            self._repo._publish(snapshot, branch, base.id, kind)
+            pending, self._unacknowledged = self._unacknowledged, None
+            if pending is not None and self._repo._has_snapshot(pending.id):
+                snapshot = pending  # the last attempt landed; only its reply was lost
+            else:
+                snapshot, log = self._build_snapshot(message, metadata, parent)
+                if earlier:
+                    log = combine_logs([*earlier, log])
+                self._storage.put(transaction_log_key(snapshot.id), log.encode(self._level))
+                self._storage.put(snapshot_key(snapshot.id), snapshot.encode(self._level))
+                branch = None if kind == "new_detached_snapshot" else self._branch
+                try:
+                    self._repo._publish(snapshot, branch, base.id, kind)
+                except OSError:  # StorageError too: the swap may have landed all the same,
+                    # so a retry checks for it before committing a second time
+                    self._unacknowledged = snapshot
+                    raise
             self._read_only = True
             self._reset_to(snapshot)
         return snapshot.id
@@ -967,8 +978,17 @@ class Session:
         """Every initialized chunk of an array, in coordinate order (async iterator)."""
         return rearrange.chunk_coordinates(self, array_path, batch_size)
 
+    def _check_acknowledged(self) -> None:
+        if self._unacknowledged is not None:
+            raise SessionStateError(
+                "the last commit of this session may have landed (its reply was lost); "
+                "retry the commit, or discard_changes(), before changing anything else",
+                kind="commit-unacknowledged",
+            )
+
     def _check_data_writable(self) -> None:
         self._check_writable()
+        self._check_acknowledged()
         if self._rearrange:
             raise SessionStateError(
                 "a rearrange session can only move nodes; use repo.writable_session(branch)",
@@ -989,6 +1009,7 @@ class Session:
         from .conflicts import find_conflicts
 
         self._check_writable()
+        self._check_acknowledged()
         if self._branch is None:
             raise SessionStateError("this session has no branch to rebase on")
         with self._lock:

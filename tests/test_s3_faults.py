@@ -138,12 +138,6 @@ def test_pack_upload_failing_during_writes_is_stored_by_the_commit(
     np.testing.assert_array_equal(values, _faults.A_SECOND)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ic.ConflictError,
-    reason="known gap: a session does not recognise its own unacknowledged snapshot on "
-    "retry; the retry raises ConflictError (nothing is lost or duplicated)",
-)
 def test_retry_after_an_unacknowledged_commit(proxy: _s3.FaultProxy) -> None:
     total = _count_commit_requests(proxy, "s3fs")
     storage = _through(proxy, "s3fs")
@@ -157,5 +151,7 @@ def test_retry_after_an_unacknowledged_commit(proxy: _s3.FaultProxy) -> None:
         proxy.heal()
     landed = _faults.check_old_or_new(_direct(storage), first)
     assert landed is not None
+    with pytest.raises(ic.SessionStateError, match="may have landed"):
+        session.store._session.delete("a/c/0")  # no new changes before the retry
     assert session.commit("second") == landed
     assert _faults.check_old_or_new(_direct(storage), first) == landed
