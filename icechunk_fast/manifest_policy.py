@@ -43,8 +43,10 @@ def _compile(pattern: str) -> re.Pattern[str]:
         raise InvalidInputError(f"invalid regular expression {pattern!r}: {exc}") from exc
 
 
-def _name_of(path: str) -> str:
-    return path.rstrip("/").rsplit("/", 1)[-1]
+def _path_matches(op: str, pattern: str, path: str) -> bool:
+    """``pattern`` searched in the array's name (``op == "name"``) or its full path."""
+    target = path.rstrip("/").rsplit("/", 1)[-1] if op == "name" else path
+    return _compile(pattern).search(target) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,10 +97,8 @@ class ManifestSplitCondition:
     def matches(self, path: str) -> bool:
         if self.op == "any":
             return True
-        if self.op == "name":
-            return _compile(self.pattern).search(_name_of(path)) is not None
-        if self.op == "path":
-            return _compile(self.pattern).search(path) is not None
+        if self.op in ("name", "path"):
+            return _path_matches(self.op, self.pattern, path)
         results = (p.matches(path) for p in self.parts)
         return all(results) if self.op == "and" else any(results)
 
@@ -313,10 +313,8 @@ class ManifestPreloadCondition:
         op = self.op
         if op in ("true", "false"):
             return op == "true"
-        if op == "name":
-            return _compile(self.pattern).search(_name_of(path)) is not None
-        if op == "path":
-            return _compile(self.pattern).search(path) is not None
+        if op in ("name", "path"):
+            return _path_matches(op, self.pattern, path)
         if op == "refs":
             return (self.low is None or num_refs >= self.low) and (
                 self.high is None or num_refs < self.high
