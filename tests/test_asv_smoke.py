@@ -8,6 +8,11 @@ combination ``setup``, the benchmark, ``teardown``. A ``setup`` raising
 ``NotImplementedError`` is asv's "skipped" (icechunk not importable, a commit on a
 LocalStore) and becomes a pytest skip, except for icechunk_fast, which must run
 everything. Any other exception fails the test.
+
+The standalone comparison scripts next to the suite (``asv_bench/scripts/``, not part
+of it) are only started here, with ``--help``, the way their docs run them: from the
+repository root, as ``python asv_bench/scripts/X.py``; their full runs are smoke-tested
+elsewhere (``tests/test_s3_bench_smoke.py``, ``tests/test_manifest_splitting.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import math
 import os
 import pkgutil
 import re
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +35,10 @@ from typing import Any
 
 import pytest
 
-BENCH_DIR = Path(__file__).resolve().parent.parent / "asv_bench" / "benchmarks"
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = ROOT / "asv_bench" / "benchmarks"
+SCRIPTS_DIR = ROOT / "asv_bench" / "scripts"
+SCRIPTS = sorted(p.name for p in SCRIPTS_DIR.glob("*.py") if not p.name.startswith("_"))
 PACKAGE = "_icechunk_fast_asv_smoke"
 SMOKE_SCALE = "0.001"
 BENCH_NAME = re.compile(r"^(time|timeraw|peakmem|mem|track)_")
@@ -152,3 +161,27 @@ def test_benchmark_runs(
         teardown = getattr(bench, "teardown", None)
         if teardown is not None:
             teardown(*args)
+
+
+def test_layout() -> None:
+    """The suite and the scripts each have a folder; no loose modules in ``asv_bench/``."""
+    assert sorted(p.name for p in (ROOT / "asv_bench").glob("*.py")) == []
+    assert "compare_core.py" in SCRIPTS, SCRIPTS
+    suite = [p.name for p in BENCH_DIR.glob("*.py") if not p.name.startswith("_")]
+    assert suite and all(name.startswith("bench_") for name in suite), suite
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_script_starts_from_repo_root(script: str) -> None:
+    """``python asv_bench/scripts/X.py --help`` works without ``PYTHONPATH``."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run(
+        [sys.executable, f"asv_bench/scripts/{script}", "--help"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"usage: {script}"), proc.stdout[:500]

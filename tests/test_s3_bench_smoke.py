@@ -1,4 +1,4 @@
-"""The S3 comparison scripts in ``asv_bench/`` run end to end at a tiny scale.
+"""The S3 comparison scripts in ``asv_bench/scripts/`` run end to end at a tiny scale.
 
 Each starts its own moto server (a child process) and prints its tables; the scripts
 check the data they read back themselves. Timings are not looked at.
@@ -17,7 +17,7 @@ pytest.importorskip("moto")
 pytest.importorskip("s3fs")
 pytest.importorskip("boto3")
 
-BENCH = Path(__file__).resolve().parent.parent / "asv_bench"
+BENCH = Path(__file__).resolve().parent.parent / "asv_bench" / "scripts"
 
 
 def _load(name: str) -> ModuleType:

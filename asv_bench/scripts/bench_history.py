@@ -1,20 +1,25 @@
 """Time history operations at scale: diff/status, rebase, ancestry, shift.
 
-Run: ``python asv_bench/bench_history.py [--repeats N] [--quick]``. Prints medians (and
-minimum) of each workload over the repeats. Workloads use an in-memory repository so
-the numbers measure the engine, not the filesystem.
+Run: ``python asv_bench/scripts/bench_history.py [--repeats N] [--quick]``. Prints
+medians (and minimum) of each workload over the repeats. Workloads use an in-memory
+repository so the numbers measure the engine, not the filesystem.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
 import numpy as np
 import zarr
 from zarr.core.buffer import default_buffer_prototype
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _checkout
+import _checkout  # noqa: F401  (an uninstalled checkout: puts it on sys.path)
 
 import icechunk_fast as ic
 

@@ -1,6 +1,6 @@
 """What manifest splitting buys on one big array: commit and cold-read latency.
 
-Run: ``python asv_bench/bench_splitting.py [--refs N] [--split S] [--repeats R]``.
+Run: ``python asv_bench/scripts/bench_splitting.py [--refs N] [--split S] [--repeats R]``.
 Builds, in memory, an array of ``N`` (default 1,000,000) 8-byte chunks written in a
 shuffled order (the honest case: in-order writes compress to nearly nothing), once
 with one manifest and once split every ``S`` (default 10,000) chunks, then prints the
@@ -11,12 +11,17 @@ median over ``R`` repeats of: a commit that rewrites one random chunk, a cold
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import sys
 import time
 
 import numpy as np
 import zarr
 from zarr.core.buffer import default_buffer_prototype
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _checkout
+import _checkout  # noqa: F401  (an uninstalled checkout: puts it on sys.path)
 
 import icechunk_fast as ic
 

@@ -21,9 +21,9 @@ have it, each backend also runs under ``FusedCodecPipeline`` (``--no-fused`` ski
 
 Run from the repository root::
 
-    PYTHONPATH=. python asv_bench/compare_s3.py --repeats 3          # full, ~10 min
-    PYTHONPATH=. python asv_bench/compare_s3.py --scale 0.04         # 1,000 chunks
-    PYTHONPATH=. python asv_bench/compare_s3.py --scale 0.001 --repeats 1 --gets 5
+    python asv_bench/scripts/compare_s3.py --repeats 3          # full, ~10 min
+    python asv_bench/scripts/compare_s3.py --scale 0.04         # 1,000 chunks
+    python asv_bench/scripts/compare_s3.py --scale 0.001 --repeats 1 --gets 5
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ import numpy as np
 import zarr
 import zarr.storage
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _checkout, _s3_server
+import _checkout  # noqa: F401  (an uninstalled checkout: puts it on sys.path)
 from _s3_server import BUCKET, KEY, REGION, SECRET, CountingS3Server
 
 import icechunk_fast

@@ -27,10 +27,10 @@ Workloads
 
 Run from the repository root::
 
-    PYTHONPATH=. python asv_bench/compare_core.py            # full run, ~3-5 min
-    PYTHONPATH=. python asv_bench/compare_core.py --quick    # smoke run, seconds
-    PYTHONPATH=. python asv_bench/compare_core.py --dir /dev/shm --json out.json
-    PYTHONPATH=. python asv_bench/compare_core.py --profile 4  # cProfile one workload
+    python asv_bench/scripts/compare_core.py            # full run, ~3-5 min
+    python asv_bench/scripts/compare_core.py --quick    # smoke run, seconds
+    python asv_bench/scripts/compare_core.py --dir /dev/shm --json out.json
+    python asv_bench/scripts/compare_core.py --profile 4  # cProfile one workload
 """
 
 from __future__ import annotations
@@ -60,6 +60,9 @@ import zarr
 import zarr.storage
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _checkout
+import _checkout  # noqa: F401  (an uninstalled checkout: puts it on sys.path)
 
 import icechunk_fast
 

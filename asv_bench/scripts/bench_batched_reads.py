@@ -1,6 +1,6 @@
 """Batched reads on S3 (moto server on loopback): requests and time, coalescing on vs off.
 
-Run from the repository root: ``PYTHONPATH=. python asv_bench/bench_batched_reads.py
+Run from the repository root: ``python asv_bench/scripts/bench_batched_reads.py
 [--repeats N] [--quick] [--local DIR]``. Needs moto, s3fs and boto3 (the test extras),
 unless ``--local`` puts the repositories on local disk instead. Each workload
 is ``store.get_partial_values`` over the chunks of one array, timed in three ways in the
@@ -35,7 +35,7 @@ import zarr
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests/_s3.py
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout, for tests/_s3.py
 
 import icechunk_fast as ic
 from tests import _s3

@@ -20,8 +20,8 @@ of every cell: a client that needed more than one per operation would show it.
 
 Run from the repository root::
 
-    PYTHONPATH=. python asv_bench/compare_s3_clients.py               # ~3 min
-    PYTHONPATH=. python asv_bench/compare_s3_clients.py --n 50 --repeats 2   # quick
+    python asv_bench/scripts/compare_s3_clients.py               # ~3 min
+    python asv_bench/scripts/compare_s3_clients.py --n 50 --repeats 2   # quick
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ from typing import Any
 
 import fsspec.asyn
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _checkout, _s3_server
+import _checkout  # noqa: F401  (an uninstalled checkout: puts it on sys.path)
 from _s3_server import BUCKET, KEY, REGION, SECRET, CountingS3Server
 
 OPS = ("get", "range", "put", "create", "swap")
