@@ -27,18 +27,20 @@ class ByteLRU(Generic[V]):
         self._items: OrderedDict[str, tuple[V, int]] = OrderedDict()
         self._used = 0
         self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
 
     def get(self, key: str) -> V | None:
+        """The value of ``key`` (now the most recently used), or None."""
         with self._lock:
             item = self._items.get(key)
             if item is None:
-                self.misses += 1
                 return None
             self._items.move_to_end(key)
-            self.hits += 1
             return item[0]
+
+    def peek(self, key: str) -> V | None:
+        """The value of ``key`` without touching its recency, or None."""
+        item = self._items.get(key)
+        return None if item is None else item[0]
 
     def put(self, key: str, value: V) -> None:
         size = self._sizeof(value)
@@ -56,10 +58,6 @@ class ByteLRU(Generic[V]):
 
     def __len__(self) -> int:
         return len(self._items)
-
-    @property
-    def used_bytes(self) -> int:
-        return self._used
 
 
 class DiskTier:

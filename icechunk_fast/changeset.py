@@ -1,4 +1,9 @@
-"""What a session has written but not committed.
+"""What a session has changed but not committed: the change set.
+
+:class:`ChangeSet` records new, rewritten, deleted and moved nodes and, per array, an
+:class:`ArrayChanges` of chunk writes and deletes. It edits the session's
+:class:`~icechunk_fast.nodes.NodeTable` alongside its own records, so the two always
+agree; flushing, rebasing and conflict detection read it, nothing else writes it.
 
 Chunk refs are kept as append-only typed columns (``array.array``, turned into NumPy
 without copying at commit) plus one dict from chunk key to the row of its latest write.
@@ -8,68 +13,24 @@ with the key-parsing kernel.
 
 from __future__ import annotations
 
-import functools
-import re
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import kernels
+from .format.ids import new_node_id
 from .format.manifest import INLINE, NATIVE, TOMBSTONE, ManifestData
+from .format.snapshot import NodeSnapshot
+from .format.transaction_log import TransactionLog
+from .keys import ChunkKeyFormat, node_path_of
+from .manifest import concat_manifests, merge_changes, union_rows
+from .nodes import Node, NodeTable, layout_of, parse_metadata
 
-__all__ = ["ArrayChanges", "ChunkKeyFormat", "NodeChange"]
+__all__ = ["ArrayChanges", "ChangeSet", "NodeChange"]
 
-
-_NUMBER = "(0|[1-9][0-9]*)"  # no leading zeros: one spelling per chunk
-
-
-@functools.lru_cache(maxsize=256)
-def _grammar(ndim: int, separator: str, default: bool) -> re.Pattern[str]:
-    sep = re.escape(separator)
-    body = sep.join([_NUMBER] * ndim)
-    pattern = ("c" + sep + body if ndim else "c") if default else (body if ndim else "0")
-    return re.compile(pattern, re.ASCII)
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkKeyFormat:
-    """How an array spells its chunk keys: ``c/1/2`` (default) or ``1.2`` (v2)."""
-
-    ndim: int
-    separator: str
-    default: bool  # True: "c" prefix encoding, False: v2 encoding
-
-    @property
-    def skip(self) -> int:
-        """Characters before the first coordinate."""
-        if not self.default:
-            return 0
-        return 2 if self.ndim else 1
-
-    def prefix(self) -> str:
-        if not self.default:
-            return "" if self.ndim else "0"
-        return "c" + self.separator if self.ndim else "c"
-
-    def parse_one(self, part: str) -> tuple[int, ...] | None:
-        """Coordinates of one chunk key, or None if ``part`` is not a valid key."""
-        match = _grammar(self.ndim, self.separator, self.default).fullmatch(part)
-        if match is None:
-            return None
-        return tuple(map(int, match.groups()))
-
-    def parse_many(self, parts: list[str]) -> np.ndarray:
-        if not self.default and self.ndim == 0:
-            return np.zeros((len(parts), 0), dtype=np.int64)
-        joined = "\n".join(parts).encode("ascii")
-        sep = self.separator.encode("ascii")
-        return kernels.parse_chunk_keys(joined, len(parts), self.ndim, sep, self.skip)
-
-    def format_many(self, coords: np.ndarray) -> list[str]:
-        if not self.default and self.ndim == 0:
-            return ["0"] * len(coords)
-        return kernels.format_chunk_keys(coords, self.prefix(), self.separator)
+LoadManifest = Callable[[str], ManifestData]
 
 
 @dataclass(slots=True)
@@ -125,12 +86,21 @@ class ArrayChanges:
         self.touched.append(touched)
         self._reset_keyed()
 
-    def touched_coords(self, fmt: ChunkKeyFormat) -> np.ndarray:
-        """Sorted unique coordinates of every chunk this session wrote, deleted or moved."""
-        from .diff import union_rows
+    def touched_coords(
+        self, fmt: ChunkKeyFormat, keyed_coords: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Sorted unique coordinates of every chunk this session wrote, deleted or moved.
 
-        parts = [*self.touched, fmt.parse_many(list(self.index))]
-        return union_rows(parts)
+        ``keyed_coords``: the sorted coordinates of the keyed changes, if the caller has
+        them already (from :meth:`to_columns`), so they are not parsed twice.
+        """
+        if keyed_coords is None:
+            keyed_coords = fmt.parse_many(list(self.index))
+            if not self.touched:
+                return union_rows([keyed_coords])
+        if not self.touched:
+            return keyed_coords  # already sorted and unique
+        return union_rows([*self.touched, keyed_coords])
 
     def _append(self, key: str, kind: int, source: int, seq: int, offset: int, length: int) -> None:
         row = len(self.keys)
@@ -193,3 +163,150 @@ class ArrayChanges:
         if r is None:
             return None
         return self.kind[r], self.source[r], self.seq[r], self.offset[r], self.length[r]
+
+
+class ChangeSet:
+    """Every uncommitted change of a session.
+
+    Attributes
+    ----------
+    changed
+        Nodes created or whose metadata was rewritten, by current store prefix.
+    deleted
+        Nodes of the base snapshot that were deleted, by their prefix at deletion.
+    chunks
+        Chunk writes and deletes (and whole-array rewrites), by node id.
+    moves
+        ``(from_path, to_path)`` of every move, in order.
+    """
+
+    __slots__ = ("changed", "chunks", "deleted", "moves")
+
+    def __init__(self) -> None:
+        self.changed: dict[str, NodeChange] = {}
+        self.deleted: dict[str, NodeSnapshot] = {}
+        self.chunks: dict[str, ArrayChanges] = {}
+        self.moves: list[tuple[str, str]] = []
+
+    def is_empty(self) -> bool:
+        return not (
+            self.changed or self.deleted or self.moves or any(len(c) for c in self.chunks.values())
+        )
+
+    def array_changes(self, node_id: str) -> ArrayChanges | None:
+        return self.chunks.get(node_id)
+
+    def changes_of(self, node: Node) -> ArrayChanges:
+        """The chunk changes of ``node``, created empty on first use."""
+        changes = self.chunks.get(node.id)
+        if changes is None:
+            changes = self.chunks[node.id] = ArrayChanges()
+        return changes
+
+    # -- node edits (applied to the node table too) --------------------------------
+    def set_metadata(self, nodes: NodeTable, prefix: str, data: bytes) -> None:
+        """Create the node at ``prefix`` or rewrite its ``zarr.json``.
+
+        A node of the other type at ``prefix`` is deleted and replaced.
+        """
+        doc = parse_metadata(data)
+        node_type = doc["node_type"]
+        data = bytes(data)
+        if node_type == "array":
+            layout_of(data)  # refuse unusable array metadata now, not at first chunk
+        node = nodes.live.get(prefix)
+        if node is not None and node.node_type == node_type:
+            if node.zarr_metadata == data:
+                return
+            node.set_metadata(data)
+            is_new = node.id not in nodes.base_ids
+            self.changed[prefix] = NodeChange(node.id, node_type, data, is_new)
+            return
+        if node is not None:
+            self.delete_node(nodes, prefix)
+        node = Node(new_node_id(), prefix, node_type, data, ())
+        nodes.live[prefix] = node
+        self.changed[prefix] = NodeChange(node.id, node_type, data, True)
+
+    def delete_node(self, nodes: NodeTable, prefix: str) -> None:
+        """Delete the node at ``prefix`` (not its descendants); absent is fine."""
+        node = nodes.live.pop(prefix, None)
+        if node is None:
+            return
+        self.changed.pop(prefix, None)
+        self.chunks.pop(node.id, None)
+        if node.id in nodes.base_ids:
+            self.deleted[prefix] = nodes.snapshot.nodes[node_path_of(prefix)]
+
+    def move(self, nodes: NodeTable, source: str, target: str) -> None:
+        """Rename the node at prefix ``source``, and everything under it, to ``target``."""
+        live = nodes.live
+        for prefix in [p for p in live if p == source or p.startswith(source + "/")]:
+            moved = live.pop(prefix)
+            moved.prefix = target + prefix[len(source) :]
+            live[moved.prefix] = moved
+            change = self.changed.pop(prefix, None)
+            if change is not None:
+                self.changed[moved.prefix] = change
+        self.moves.append((node_path_of(source), node_path_of(target)))
+
+    def drop_chunks(self, nodes: NodeTable, node_id: str, coords: np.ndarray) -> None:
+        """Forget our writes of the chunks at ``coords`` of an array (theirs win)."""
+        changes = self.chunks.get(node_id)
+        node = nodes.by_id(node_id)
+        if changes is None or node is None or not len(coords):
+            return
+        fmt = node.array_layout().key_format
+        for key in fmt.format_many(coords):
+            changes.index.pop(key, None)
+        if changes.touched:  # a shift or reindex: their refs win at these coordinates
+            touched = union_rows(changes.touched)
+            dropped = coords[kernels.sort_coords(coords)]
+            changes.touched = [touched[kernels.lookup_coords(dropped, touched) < 0]]
+
+    # -- what the changes amount to -------------------------------------------------
+    def node_log(self) -> TransactionLog:
+        """The node-level part of the transaction log (no chunks yet)."""
+        log = TransactionLog()
+        for prefix, change in self.changed.items():
+            group = change.node_type == "group"
+            if change.is_new:
+                target = log.new_groups if group else log.new_arrays
+            else:
+                target = log.updated_groups if group else log.updated_arrays
+            target[change.node_id] = node_path_of(prefix)
+        for prefix, base in self.deleted.items():
+            target = log.deleted_groups if base.node_type == "group" else log.deleted_arrays
+            target[base.id] = node_path_of(prefix)
+        log.moved_nodes = list(self.moves)
+        return log
+
+    def base_manifest(self, node: Node, load_manifest: LoadManifest) -> ManifestData | None:
+        """The refs the array starts from: a rewrite of this session, or its manifests."""
+        changes = self.chunks.get(node.id)
+        if changes is not None and changes.override is not None:
+            return changes.override
+        if not node.manifests:
+            return None
+        return concat_manifests([load_manifest(ref.id) for ref in node.manifests])
+
+    def effective_manifest(
+        self,
+        node: Node,
+        load_manifest: LoadManifest,
+        prefixes: np.ndarray,
+        columns: tuple[ManifestData, np.ndarray] | None = None,
+    ) -> ManifestData:
+        """All refs of the array as the session sees them, as one manifest.
+
+        ``columns``: the array's :meth:`ArrayChanges.to_columns`, if already built.
+        """
+        base = self.base_manifest(node, load_manifest)
+        changes = self.chunks.get(node.id)
+        if changes is None or not changes.index:
+            if base is not None:
+                return base
+            return ManifestData.empty(node.array_layout().key_format.ndim)
+        if columns is None:
+            columns = changes.to_columns(node.array_layout().key_format, prefixes)
+        return merge_changes(base, *columns)

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import kernels
 from .format.transaction_log import TransactionLog
+from .manifest import union_rows
 
-__all__ = ["Diff", "combine_logs", "compose_logs", "diff_of", "union_rows"]
+__all__ = ["Diff", "combine_logs", "compose_logs", "diff_of"]
 
 _SHOWN_CHUNKS = 10  # per array in the repr
 
@@ -78,17 +78,6 @@ class Diff:
                     lines.append(f"        ... and {len(coords) - _SHOWN_CHUNKS} more")
             lines.append("")
         return "\n".join(lines).rstrip()
-
-
-def union_rows(parts: list[np.ndarray]) -> np.ndarray:
-    """Sorted unique rows of the concatenation of ``parts`` (all of one width)."""
-    rows = np.concatenate(parts) if len(parts) > 1 else parts[0]
-    if len(rows) <= 1 or rows.shape[1] == 0:
-        return rows[:1] if len(rows) else rows
-    rows = rows[kernels.sort_coords(rows)]
-    keep = np.ones(len(rows), dtype=bool)
-    np.any(rows[1:] != rows[:-1], axis=1, out=keep[1:])
-    return rows[keep]
 
 
 def combine_logs(logs: list[TransactionLog]) -> TransactionLog:

@@ -164,8 +164,11 @@ class AlreadyExistsError(IcechunkError):
     default_kind = "already-exists"
 
 
-class ReadOnlyError(IcechunkError):
-    """A write was attempted through a read-only session or store."""
+class ReadOnlyError(IcechunkError, ValueError):
+    """A write was attempted through a read-only session or store.
+
+    Also a ``ValueError``, which is what zarr's own stores raise for such writes.
+    """
 
     default_kind = "read-only-session"
 

@@ -26,6 +26,7 @@ __all__ = [
     "merge_changes",
     "resolve",
     "split_manifest",
+    "union_rows",
 ]
 
 
@@ -154,6 +155,17 @@ def merge_changes(
         base = ManifestData.empty(changes.ndim)
     perm = kernels.merge_plan(base.coords, changes.coords, deleted)
     return _compact_tables(take_rows(_stack([base, changes]), perm))
+
+
+def union_rows(parts: list[np.ndarray]) -> np.ndarray:
+    """Sorted unique rows of the concatenation of ``parts`` (all of one width)."""
+    rows = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    if len(rows) <= 1 or rows.shape[1] == 0:
+        return rows[:1] if len(rows) else rows
+    rows = rows[kernels.sort_coords(rows)]
+    keep = np.ones(len(rows), dtype=bool)
+    np.any(rows[1:] != rows[:-1], axis=1, out=keep[1:])
+    return rows[keep]
 
 
 def concat_manifests(parts: Sequence[ManifestData]) -> ManifestData:

@@ -10,6 +10,7 @@ ranges go into the caches exactly as single reads do.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,7 +19,7 @@ from .cache import ByteLRU, DiskTier
 from .errors import FormatError
 from .stats import CountingStorage
 
-__all__ = ["ChunkReader"]
+__all__ = ["ChunkReader", "check_length"]
 
 
 def _cache_key(key: str, start: int, end: int) -> str:
@@ -27,6 +28,13 @@ def _cache_key(key: str, start: int, end: int) -> str:
 
 def _truncated(key: str, want: int, got: int) -> FormatError:
     return FormatError(f"chunk object {key} is truncated: expected {want} bytes, read {got}")
+
+
+def check_length(data: bytes, want: int, key: str) -> bytes:
+    """``data`` if it holds the ``want`` bytes asked of chunk object ``key``."""
+    if len(data) != want:
+        raise _truncated(key, want, len(data))
+    return data
 
 
 @dataclass(slots=True)
@@ -65,13 +73,9 @@ class ChunkReader:
     ) -> None:
         self._io = io
         self._memory = memory
-        self._disk = disk
+        self.disk = disk
         self.policy = policy
-
-    @property
-    def caches(self) -> bool:
-        """True if chunk bytes are cached (in memory or on disk)."""
-        return self._memory is not None or self._disk is not None
+        self.caches = memory is not None or disk is not None
 
     # -- one range -------------------------------------------------------------------
     def read(self, key: str, start: int, end: int) -> bytes:
@@ -86,14 +90,40 @@ class ChunkReader:
         self._remember(cache_key, data, end - start)
         return data
 
+    async def read_async(self, key: str, start: int, end: int) -> bytes:
+        """Async twin of :meth:`read`: the storage read (and disk tier I/O) is awaited."""
+        if not self.caches:
+            return await self._io.get_range_async(key, start, end)
+        cache_key = _cache_key(key, start, end)
+        hit = self._in_memory(cache_key)
+        if hit is None and self.disk is not None:
+            hit = await asyncio.to_thread(self._on_disk, cache_key, end - start)
+        if hit is not None:
+            return hit
+        data = await self._io.get_range_async(key, start, end)
+        if self.disk is not None:
+            await asyncio.to_thread(self._remember, cache_key, data, end - start)
+        else:
+            self._remember(cache_key, data, end - start)
+        return data
+
     def _cached(self, cache_key: str, want: int) -> bytes | None:
+        hit = self._in_memory(cache_key)
+        if hit is None and self.disk is not None:
+            hit = self._on_disk(cache_key, want)
+        return hit
+
+    def _in_memory(self, cache_key: str) -> bytes | None:
         memory = self._memory
-        if memory is not None:
-            hit = memory.get(cache_key)
-            self._io.bump("memory_hits" if hit is not None else "memory_misses")
-            if hit is not None:
-                return hit
-        disk = self._disk
+        if memory is None:
+            return None
+        hit = memory.get(cache_key)
+        self._io.bump("memory_hits" if hit is not None else "memory_misses")
+        return hit
+
+    def _on_disk(self, cache_key: str, want: int) -> bytes | None:
+        memory = self._memory
+        disk = self.disk
         if disk is not None:
             stored = disk.get(cache_key)
             if stored is not None and len(stored) == want:
@@ -105,8 +135,8 @@ class ChunkReader:
         return None
 
     def _remember(self, cache_key: str, data: bytes, want: int) -> None:
-        if self._disk is not None and len(data) == want:
-            self._disk.put(cache_key, data)
+        if self.disk is not None and len(data) == want:
+            self.disk.put(cache_key, data)
         if self._memory is not None:
             self._memory.put(cache_key, data)
 
@@ -143,10 +173,18 @@ class ChunkReader:
         ends: Sequence[int],
         policy: CoalescePolicy | None = None,
     ) -> list[bytes]:
-        """Async twin of :meth:`read_many`; the fetch is awaited."""
-        batch = self._prepare(keys, starts, ends, policy)
+        """Async twin of :meth:`read_many`; the fetch (and disk tier I/O) is awaited."""
+        on_disk = self.disk is not None
+        if on_disk:
+            batch = await asyncio.to_thread(self._prepare, keys, starts, ends, policy)
+        else:
+            batch = self._prepare(keys, starts, ends, policy)
         if batch.requests:
-            self._finish(batch, await self._io.get_ranges_async(batch.requests))
+            parts = await self._io.get_ranges_async(batch.requests)
+            if on_disk:
+                await asyncio.to_thread(self._finish, batch, parts)
+            else:
+                self._finish(batch, parts)
         return batch.values
 
     def _prepare(

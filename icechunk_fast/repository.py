@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
-import random
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from .cache import ByteLRU, DiskTier
+from .assets import AssetManager
 from .config import CONFIG_KEY, RepositoryConfig
 from .conflicts import ConflictSolver
 from .diff import Diff, compose_logs
 from .errors import (
     AlreadyExistsError,
     ConflictError,
-    FormatError,
     InvalidInputError,
     RefNotFoundError,
     RepositoryNotFoundError,
@@ -28,26 +24,25 @@ from .errors import (
     SnapshotNotFoundError,
 )
 from .format.ids import is_valid_id, new_snapshot_id
-from .format.manifest import ManifestData, manifest_key
 from .format.repo_info import REPO_INFO_KEY, RepoInfo, SnapshotRecord
 from .format.snapshot import Snapshot, snapshot_key
-from .format.transaction_log import TransactionLog, transaction_log_key
+from .history import (
+    require_snapshot,
+    resolve_ref,
+    snapshot_info,
+    snapshots_after,
+)
 from .preload import manifests_to_preload, start_preload
-from .reads import ChunkReader
 from .records import SnapshotInfo, SpecVersion, Update
 from .refs import validate_ref_name
 from .session import Session
-from .stats import CountingStorage, RepositoryStats
+from .stats import RepositoryStats
 from .storage import ObjectNotFoundError, Storage
 from .store import IcechunkStore
 
 __all__ = ["Repository"]
 
 T = TypeVar("T")
-
-
-class _AlreadyPublished(Exception):
-    """The snapshot is in the repo info already (a lost reply to our own swap)."""
 
 
 def _now() -> datetime:
@@ -88,26 +83,6 @@ def _resolve_spec_version(spec_version: SpecVersion | int | None) -> int:
         ) from None
 
 
-def _snapshots_after(info: RepoInfo, ancestor: str, descendant: str) -> list[str] | None:
-    """Snapshots after ``ancestor`` up to ``descendant``, oldest first; None if
-    ``ancestor`` is not on ``descendant``'s line of history."""
-    chain: list[str] = []
-    current: str | None = descendant
-    while current != ancestor:
-        if current is None:
-            return None
-        chain.append(current)
-        current = info.parent_of(current)
-    chain.reverse()
-    return chain
-
-
-def _info(record: SnapshotRecord) -> SnapshotInfo:
-    return SnapshotInfo(
-        record.id, record.parent_id, record.written_at, record.message, dict(record.metadata)
-    )
-
-
 class Repository:
     """A version-controlled collection of Zarr arrays and groups under one storage.
 
@@ -116,32 +91,11 @@ class Repository:
     """
 
     def __init__(self, storage: Storage, config: RepositoryConfig, spec_version: int) -> None:
-        self._user_storage = storage
-        # every request of this repository goes through the counting wrapper
-        self._storage = self._io = CountingStorage(storage)
+        self._storage = storage
         self._config = config
         self._spec_version = spec_version
         self._default_commit_metadata: dict[str, Any] = {}
-        self._info_cache: tuple[str, RepoInfo] | None = None
-        self._manifests: ByteLRU[ManifestData] = ByteLRU(
-            config.manifest_cache_bytes, lambda m: m.nbytes()
-        )
-        self._snapshots: ByteLRU[Snapshot] = ByteLRU(256 << 20, lambda s: 512 * len(s.nodes) + 512)
-        self._chunks: ByteLRU[bytes] | None = None
-        if config.chunk_cache_bytes > 0:
-            self._chunks = ByteLRU(config.chunk_cache_bytes, len)
-        self._disk: DiskTier | None = None
-        self._disk_metadata = self._disk_chunks = False
-        tier = config.disk_tier_settings(remote=storage.is_remote)
-        if tier is not None:
-            directory, size, self._disk_metadata, self._disk_chunks = tier
-            self._disk = DiskTier(directory, size, namespace=repr(storage))
-        self._reader = ChunkReader(
-            self._io,
-            self._chunks,
-            self._disk if self._disk_chunks else None,
-            config.read_coalescing(remote=storage.is_remote),
-        )
+        self._assets = AssetManager(storage, config)
 
     # -- construction -------------------------------------------------------------
     @classmethod
@@ -248,11 +202,11 @@ class Repository:
 
     def save_config(self) -> None:
         """Persist this repository's current config in its storage."""
-        self._storage.put(CONFIG_KEY, self._config.encode())
+        self._assets.storage.put(CONFIG_KEY, self._config.encode())
 
     def reopen(self, config: RepositoryConfig | None = None) -> Repository:
         """The same repository with ``config`` laid over the current config."""
-        return Repository(self._user_storage, self._config.merge(config), self._spec_version)
+        return Repository(self._storage, self._config.merge(config), self._spec_version)
 
     @property
     def config(self) -> RepositoryConfig:
@@ -260,119 +214,30 @@ class Repository:
 
     @property
     def storage(self) -> Storage:
-        return self._user_storage
+        return self._storage
 
     def stats(self) -> RepositoryStats:
         """A copy of this repository object's I/O and cache counters."""
-        return dataclasses.replace(self._io.stats)
+        return dataclasses.replace(self._assets.stats())
 
     def reset_stats(self) -> None:
         """Start the counters of :meth:`stats` again from zero."""
-        self._io.reset()
+        self._assets.reset_stats()
 
     @property
     def spec_version(self) -> int:
         return self._spec_version
 
     def __repr__(self) -> str:
-        return f"<icechunk_fast.Repository {self._user_storage!r}>"
+        return f"<icechunk_fast.Repository {self._storage!r}>"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (Repository, (self._user_storage, self._config, self._spec_version))
-
-    # -- repo info ------------------------------------------------------------------
-    def _read_info(self) -> RepoInfo:
-        """The current repo info: always read from storage, decoded only if it changed.
-
-        The returned object may be shared: do not mutate it (``_update_info`` copies).
-        """
-        try:
-            data, version = self._storage.get_with_version(REPO_INFO_KEY)
-        except ObjectNotFoundError:
-            raise RepositoryNotFoundError(
-                f"the repository in {self._storage!r} is gone", kind="repository-not-found"
-            ) from None
-        return self._decoded_info(data, version)
-
-    def _decoded_info(self, data: bytes, version: str) -> RepoInfo:
-        # Same version means same bytes, so reusing the parse is never stale; it saves
-        # the decode of a long history on every commit.
-        cached = self._info_cache
-        if cached is not None and cached[0] == version:
-            return cached[1]
-        info = RepoInfo.decode(data)
-        self._info_cache = (version, info)
-        return info
-
-    def _update_info(self, mutate: Callable[[RepoInfo], T]) -> T:
-        """Apply ``mutate`` to a fresh copy of the repo info and swap it in.
-
-        ``mutate`` may raise to abort. When another writer got in first, the repo info
-        is read again and ``mutate`` re-applied, so updates that do not conflict (another
-        branch moved, a tag was added) never surface as errors.
-        """
-        delay = 0.001
-        level = self._config.compression_level
-        while True:
-            data, version = self._storage.get_with_version(REPO_INFO_KEY)
-            info = self._decoded_info(data, version).copy()
-            result = mutate(info)
-            new_version = self._storage.put_if_match(REPO_INFO_KEY, info.encode(level), version)
-            if new_version is not None:
-                self._info_cache = (new_version, info)
-                return result
-            time.sleep(delay * random.random())
-            delay = min(delay * 2, 0.1)
-
-    def _publish(
-        self, snapshot: Snapshot, branch: str | None, expected_tip: str, kind: str
-    ) -> None:
-        """Make ``snapshot`` part of the history in one compare-and-swap of the repo info.
-
-        ``kind`` is ``new_commit`` (``branch`` must still point at ``expected_tip``, its
-        parent), ``commit_amended`` (``branch`` must still point at ``expected_tip``, the
-        snapshot being replaced) or ``new_detached_snapshot`` (no branch moves).
-        """
-        record = SnapshotRecord(
-            snapshot.id,
-            snapshot.parent_id,
-            snapshot.written_at,
-            snapshot.message,
-            snapshot.metadata,
-        )
-
-        def mutate(info: RepoInfo) -> None:
-            if snapshot.id in info.snapshots:
-                # our swap landed but its reply was lost; whatever happened since is not
-                # a conflict with us
-                raise _AlreadyPublished
-            if branch is not None:
-                actual = info.branches.get(branch)
-                if actual is None:
-                    raise RefNotFoundError(
-                        f"branch {branch!r} was deleted", kind="branch-not-found"
-                    )
-                if actual != expected_tip:
-                    raise ConflictError(expected_parent=expected_tip, actual_parent=actual)
-                info.branches[branch] = snapshot.id
-            info.add_snapshot(record)
-            previous = expected_tip if kind == "commit_amended" else None
-            info.record(
-                kind,
-                snapshot.written_at,
-                name=branch,
-                previous_snap_id=previous,
-                new_snap_id=snapshot.id,
-            )
-
-        with contextlib.suppress(_AlreadyPublished):
-            self._update_info(mutate)
-        self._snapshots.put(snapshot.id, snapshot)
+        return (Repository, (self._storage, self._config, self._spec_version))
 
     # -- repository metadata and the ops log ------------------------------------------------
     def get_metadata(self) -> dict[str, Any]:
         """The repository's own metadata (not a snapshot's)."""
-        return dict(self._read_info().metadata)
+        return dict(self._assets.read_repo_info().metadata)
 
     def set_metadata(self, metadata: dict[str, Any]) -> None:
         """Replace the repository metadata."""
@@ -391,7 +256,7 @@ class Repository:
             info.record("metadata_changed", _now())
             return dict(info.metadata)
 
-        return self._update_info(mutate)
+        return self._assets.update_repo_info(mutate)
 
     def set_default_commit_metadata(self, metadata: dict[str, Any]) -> None:
         """Metadata merged into every commit made through this Repository object."""
@@ -403,7 +268,7 @@ class Repository:
 
     def ops_log(self) -> Iterator[Update]:
         """Every mutation of the repository, newest first."""
-        for op in reversed(self._read_info().op_records()):
+        for op in reversed(self._assets.read_repo_info().op_records()):
             yield Update(op.kind, op.at, op.name, op.previous_snap_id, op.new_snap_id)
 
     def _require_spec(self, version: int, what: str) -> None:
@@ -414,77 +279,14 @@ class Repository:
                 kind="unsupported-spec-version",
             )
 
-    # -- objects --------------------------------------------------------------------
-    def _fetch_immutable(self, key: str, decode: Callable[[bytes], T], *, chunk: bool = False) -> T:
-        """Decode an immutable object, from the disk tier if it holds a sound copy."""
-        disk = self._disk if (self._disk_chunks if chunk else self._disk_metadata) else None
-        if disk is not None:
-            cached = disk.get(key)
-            if cached is not None:
-                try:
-                    value = decode(cached)
-                except FormatError:
-                    disk.delete(key)  # damaged on local disk: fetch it again
-                    self._io.bump("disk_corrupt")
-                else:
-                    self._io.bump("disk_hits")
-                    return value
-            self._io.bump("disk_misses")
-        data = self._io.get(key)
-        value = decode(data)
-        if disk is not None:
-            disk.put(key, data)
-        return value
-
-    def _from_memory(self, lru: ByteLRU[T], key: str) -> T | None:
-        value = lru.get(key)
-        self._io.bump("memory_hits" if value is not None else "memory_misses")
-        return value
-
-    def _has_snapshot(self, snapshot_id: str) -> bool:
-        """Whether ``snapshot_id`` is part of the history (fresh read of the repo info)."""
-        return snapshot_id in self._read_info().snapshots
-
-    def _load_snapshot(self, snapshot_id: str) -> Snapshot:
-        cached = self._from_memory(self._snapshots, snapshot_id)
-        if cached is not None:
-            return cached
-        try:
-            snapshot = self._fetch_immutable(
-                snapshot_key(snapshot_id), lambda d: Snapshot.decode(d, snapshot_id)
-            )
-        except ObjectNotFoundError:
-            raise SnapshotNotFoundError(
-                f"snapshot {snapshot_id} not found", kind="snapshot-not-found"
-            ) from None
-        self._snapshots.put(snapshot_id, snapshot)
-        return snapshot
-
-    def _load_manifest(self, manifest_id: str) -> ManifestData:
-        cached = self._from_memory(self._manifests, manifest_id)
-        if cached is not None:
-            return cached
-        manifest = self._fetch_immutable(
-            manifest_key(manifest_id), lambda d: ManifestData.decode(d, manifest_id)
-        )
-        self._manifests.put(manifest_id, manifest)
-        return manifest
-
-    def _read_chunk(self, key: str, start: int, end: int) -> bytes:
-        """Bytes ``[start, end)`` of chunk object ``key``, through the chunk caches."""
-        return self._reader.read(key, start, end)
-
-    def _cache_manifest(self, manifest_id: str, manifest: ManifestData) -> None:
-        self._manifests.put(manifest_id, manifest)
-
     # -- branches -------------------------------------------------------------------
     def list_branches(self) -> set[str]:
         """Names of all branches."""
-        return set(self._read_info().branches)
+        return set(self._assets.read_repo_info().branches)
 
     def lookup_branch(self, branch: str) -> str:
         """The snapshot id ``branch`` points to."""
-        info = self._read_info()
+        info = self._assets.read_repo_info()
         try:
             return info.branches[branch]
         except KeyError:
@@ -501,11 +303,11 @@ class Repository:
                 raise AlreadyExistsError(
                     f"branch {branch!r} already exists", kind="branch-already-exists"
                 )
-            self._require_snapshot(info, snapshot_id)
+            require_snapshot(info, snapshot_id)
             info.branches[branch] = snapshot_id
             info.record("branch_created", _now(), name=branch, new_snap_id=snapshot_id)
 
-        self._update_info(mutate)
+        self._assets.update_repo_info(mutate)
 
     def reset_branch(
         self, branch: str, snapshot_id: str, *, from_snapshot_id: str | None = None
@@ -522,7 +324,7 @@ class Repository:
                 raise RefNotFoundError(f"branch {branch!r} not found", kind="branch-not-found")
             if from_snapshot_id is not None and current != from_snapshot_id:
                 raise ConflictError(expected_parent=from_snapshot_id, actual_parent=current)
-            self._require_snapshot(info, snapshot_id)
+            require_snapshot(info, snapshot_id)
             info.branches[branch] = snapshot_id
             info.record(
                 "branch_reset",
@@ -532,7 +334,7 @@ class Repository:
                 new_snap_id=snapshot_id,
             )
 
-        self._update_info(mutate)
+        self._assets.update_repo_info(mutate)
 
     def delete_branch(self, branch: str) -> None:
         """Delete ``branch`` (``main`` cannot be deleted)."""
@@ -545,17 +347,17 @@ class Repository:
                 raise RefNotFoundError(f"branch {branch!r} not found", kind="branch-not-found")
             info.record("branch_deleted", _now(), name=branch, previous_snap_id=previous)
 
-        self._update_info(mutate)
+        self._assets.update_repo_info(mutate)
 
     # -- tags -----------------------------------------------------------------------
     def list_tags(self) -> set[str]:
         """Names of all tags."""
-        return set(self._read_info().tags)
+        return set(self._assets.read_repo_info().tags)
 
     def lookup_tag(self, tag: str) -> str:
         """The snapshot id ``tag`` points to."""
         try:
-            return self._read_info().tags[tag]
+            return self._assets.read_repo_info().tags[tag]
         except KeyError:
             raise RefNotFoundError(f"tag {tag!r} not found", kind="tag-not-found") from None
 
@@ -571,11 +373,11 @@ class Repository:
                     f"tag {tag!r} was deleted before; tag names cannot be reused",
                     kind="tag-previously-deleted",
                 )
-            self._require_snapshot(info, snapshot_id)
+            require_snapshot(info, snapshot_id)
             info.tags[tag] = snapshot_id
             info.record("tag_created", _now(), name=tag, new_snap_id=snapshot_id)
 
-        self._update_info(mutate)
+        self._assets.update_repo_info(mutate)
 
     def delete_tag(self, tag: str) -> None:
         """Delete ``tag``; its name stays reserved forever."""
@@ -587,38 +389,9 @@ class Repository:
             info.deleted_tags.add(tag)
             info.record("tag_deleted", _now(), name=tag, previous_snap_id=previous)
 
-        self._update_info(mutate)
-
-    @staticmethod
-    def _require_snapshot(info: RepoInfo, snapshot_id: str) -> None:
-        if snapshot_id not in info.snapshots:
-            raise SnapshotNotFoundError(
-                f"snapshot {snapshot_id!r} not found", kind="snapshot-not-found"
-            )
+        self._assets.update_repo_info(mutate)
 
     # -- history --------------------------------------------------------------------
-    def _resolve(
-        self,
-        info: RepoInfo,
-        branch: str | None,
-        tag: str | None,
-        snapshot_id: str | None,
-    ) -> str:
-        given = [x is not None for x in (branch, tag, snapshot_id)]
-        if sum(given) != 1:
-            raise InvalidInputError("give exactly one of branch, tag or snapshot_id")
-        if branch is not None:
-            if branch not in info.branches:
-                raise RefNotFoundError(f"branch {branch!r} not found", kind="branch-not-found")
-            return info.branches[branch]
-        if tag is not None:
-            if tag not in info.tags:
-                raise RefNotFoundError(f"tag {tag!r} not found", kind="tag-not-found")
-            return info.tags[tag]
-        assert snapshot_id is not None
-        self._require_snapshot(info, snapshot_id)
-        return snapshot_id
-
     def ancestry(
         self,
         *,
@@ -627,13 +400,13 @@ class Repository:
         snapshot_id: str | None = None,
     ) -> Iterator[SnapshotInfo]:
         """Snapshots from the given one back to the first, newest first."""
-        info = self._read_info()
-        current: str | None = self._resolve(info, branch, tag, snapshot_id)
+        info = self._assets.read_repo_info()
+        current: str | None = resolve_ref(info, branch, tag, snapshot_id)
         seen = set()
         while current is not None and current not in seen:
             seen.add(current)
             record = info.snapshot(current)
-            yield _info(record)
+            yield snapshot_info(record)
             current = record.parent_id
 
     def diff(
@@ -656,58 +429,31 @@ class Repository:
         InvalidInputError
             ``from`` is not an ancestor of ``to``.
         """
-        info = self._read_info()
+        info = self._assets.read_repo_info()
         try:
-            start = self._resolve(info, from_branch, from_tag, from_snapshot_id)
-            end = self._resolve(info, to_branch, to_tag, to_snapshot_id)
+            start = resolve_ref(info, from_branch, from_tag, from_snapshot_id)
+            end = resolve_ref(info, to_branch, to_tag, to_snapshot_id)
         except InvalidInputError:
             raise InvalidInputError(
                 "give exactly one of from_branch, from_tag, from_snapshot_id and exactly one "
                 "of to_branch, to_tag, to_snapshot_id"
             ) from None
-        chain = _snapshots_after(info, start, end)
+        chain = snapshots_after(info, start, end)
         if chain is None:
             raise InvalidInputError(
                 f"snapshot {start} is not an ancestor of {end}: diff needs the 'from' "
                 "side to be older on the same line of history (swap them?)",
                 kind="invalid-diff-range",
             )
-        logs = [self._load_transaction_log(sid) for sid in chain]
-        final = self._load_snapshot(end)
+        logs = [self._assets.load_transaction_log(sid) for sid in chain]
+        final = self._assets.load_snapshot(end)
         return compose_logs(logs, {n.id: n.path for n in final.nodes.values()})
-
-    def _commits_since(self, branch: str, base_id: str) -> list[str]:
-        """Snapshots on ``branch`` after ``base_id``, oldest first."""
-        info = self._read_info()
-        tip = info.branches.get(branch)
-        if tip is None:
-            raise RefNotFoundError(f"branch {branch!r} not found", kind="branch-not-found")
-        chain = _snapshots_after(info, base_id, tip)
-        if chain is None:
-            raise ConflictError(
-                f"branch {branch!r} was reset to a history that does not contain "
-                f"{base_id}; this session cannot be rebased onto it",
-                expected_parent=base_id,
-                actual_parent=tip,
-            )
-        return chain
-
-    def _load_transaction_log(self, snapshot_id: str) -> TransactionLog:
-        try:
-            return self._fetch_immutable(
-                transaction_log_key(snapshot_id), lambda d: TransactionLog.decode(d, snapshot_id)
-            )
-        except ObjectNotFoundError:
-            raise SnapshotNotFoundError(
-                f"the transaction log of snapshot {snapshot_id} is missing",
-                kind="snapshot-not-found",
-            ) from None
 
     def lookup_snapshot(self, snapshot_id: str) -> SnapshotInfo:
         """The :class:`SnapshotInfo` of ``snapshot_id``."""
-        info = self._read_info()
-        self._require_snapshot(info, snapshot_id)
-        return _info(info.snapshot(snapshot_id))
+        info = self._assets.read_repo_info()
+        require_snapshot(info, snapshot_id)
+        return snapshot_info(info.snapshot(snapshot_id))
 
     # -- sessions -------------------------------------------------------------------
     def readonly_session(
@@ -723,7 +469,7 @@ class Repository:
         ``as_of`` (timezone-aware) picks the last snapshot of ``branch`` written at or
         before that moment.
         """
-        info = self._read_info()
+        info = self._assets.read_repo_info()
         if as_of is not None:
             if branch is None or tag is not None or snapshot_id is not None:
                 raise InvalidInputError("as_of needs a branch (and no tag or snapshot_id)")
@@ -744,36 +490,51 @@ class Repository:
             raise SnapshotNotFoundError(
                 f"{snapshot_id!r} is not a snapshot id", kind="snapshot-not-found"
             )
-        target_id = self._resolve(info, branch, tag, snapshot_id)
+        target_id = resolve_ref(info, branch, tag, snapshot_id)
         return self._open_session(target_id, None, read_only=True)
 
     def writable_session(self, branch: str) -> Session:
         """A session that writes on top of the tip of ``branch`` and commits to it."""
+        self._check_conditional_writes()
+        return self._open_session(self.lookup_branch(branch), branch, read_only=False)
+
+    def _check_conditional_writes(self) -> None:
         if not self._storage.supports_conditional_writes:
             raise SessionStateError(
                 f"{self._storage!r} cannot do conditional writes, so commits would not be "
                 "safe; writable sessions are refused",
                 kind="unsafe-storage",
             )
-        return self._open_session(self.lookup_branch(branch), branch, read_only=False)
 
-    def _open_session(self, snapshot_id: str, branch: str | None, *, read_only: bool) -> Session:
+    def _open_session(
+        self, snapshot_id: str, branch: str | None, *, read_only: bool, rearrange: bool = False
+    ) -> Session:
         """A session on ``snapshot_id``, with its chosen manifests fetched in the background."""
-        snapshot = self._load_snapshot(snapshot_id)
-        session = Session(self, snapshot, branch, read_only=read_only)
-        wanted = manifests_to_preload(snapshot, self.config.manifest_preload)
-        cached = self._manifests.get
-        session._preloads = start_preload(
-            self._load_manifest, [mid for mid in wanted if cached(mid) is None]
+        assets = self._assets
+        snapshot = assets.load_snapshot(snapshot_id)
+        wanted = manifests_to_preload(snapshot, self._config.manifest_preload)
+        preloads = start_preload(
+            assets.load_manifest, [mid for mid in wanted if not assets.manifest_is_cached(mid)]
         )
-        return session
+        return Session(
+            assets,
+            self._config,
+            snapshot,
+            branch,
+            read_only,
+            spec_version=self._spec_version,
+            default_metadata=self._default_commit_metadata,
+            preloads=preloads,
+            rearrange=rearrange,
+        )
 
     def rearrange_session(self, branch: str) -> Session:
         """A session on the tip of ``branch`` that can only move and rename nodes
         (:meth:`Session.move`), then commit."""
-        session = self.writable_session(branch)
-        session._rearrange = True
-        return session
+        self._check_conditional_writes()
+        return self._open_session(
+            self.lookup_branch(branch), branch, read_only=False, rearrange=True
+        )
 
     @contextmanager
     def transaction(

@@ -1,8 +1,10 @@
 """Sessions: a view of one snapshot plus the changes made on top of it.
 
-A session resolves Zarr keys against its snapshot's node table and the change set,
-writes chunks straight to storage as they arrive (so memory stays bounded), and turns
-the change set into new manifests, a transaction log and a snapshot at commit.
+A session resolves Zarr keys against its node table and change set, writes chunks
+straight to storage as they arrive (so memory stays bounded), and at commit hands its
+changes to :func:`~icechunk_fast.flush.build_snapshot` and the result to
+:func:`~icechunk_fast.history.publish`. It holds the repository's object layer
+(:class:`~icechunk_fast.assets.AssetManager`), never the repository itself.
 """
 
 from __future__ import annotations
@@ -13,145 +15,57 @@ import json
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from . import rearrange
-from .changeset import ArrayChanges, ChunkKeyFormat, NodeChange
-from .diff import Diff, combine_logs, compose_logs, union_rows
-from .errors import (
-    ConflictError,
-    FormatError,
-    InvalidInputError,
-    ReadOnlyError,
-    SessionStateError,
-)
-from .format.ids import ChunkIdAllocator, new_node_id, new_snapshot_id
-from .format.manifest import INLINE, NATIVE, TOMBSTONE, VIRTUAL, ManifestData, manifest_key
-from .format.snapshot import ManifestRef, NodeSnapshot, NodeType, Snapshot, snapshot_key
-from .format.transaction_log import TransactionLog, transaction_log_key
-from .keys import METADATA_NAME, node_path_of, store_prefix_of, validate_store_key
-from .manifest import (
-    ChunkLocation,
-    cell_groups,
-    cell_of,
-    chunk_key,
-    concat_manifests,
-    lookup_row,
-    merge_changes,
-    resolve,
-    split_manifest,
-    take_rows,
-)
-from .manifest_policy import default_split_sizes
+from . import history, rearrange
+from .assets import AssetManager
+from .batching import CoalescePolicy
+from .changeset import ChangeSet
+from .config import RepositoryConfig
+from .conflicts import ConflictSolver
+from .conflicts.detector import find_conflicts
+from .conflicts.rebase import rebase_onto
+from .diff import Diff, combine_logs, compose_logs
+from .errors import ConflictError, InvalidInputError, ReadOnlyError, SessionStateError
+from .flush import build_snapshot
+from .format.ids import ChunkIdAllocator
+from .format.manifest import INLINE, NATIVE, TOMBSTONE, VIRTUAL, ManifestData
+from .format.snapshot import ManifestRef, Snapshot
+from .keys import METADATA_NAME, join_key, metadata_key, metadata_prefix, node_path_of
+from .manifest import ChunkLocation, chunk_key, lookup_row, resolve
+from .nodes import Node, NodeTable
 from .packs import PackWriter
+from .reads import check_length
 from .records import ChunkType, SessionMode
-
-if TYPE_CHECKING:
-    from .batching import CoalescePolicy
-    from .conflicts import ConflictSolver
-    from .repository import Repository
-    from .store import IcechunkStore
+from .store import IcechunkStore, Window
 
 __all__ = ["Session"]
 
-Window = Callable[[int], tuple[int, int]]
+Located = bytes | ChunkLocation | None
+# zarr probes these when it guesses a hierarchy's format; they are absent, not invalid
+_V2_METADATA_NAMES = frozenset({".zarray", ".zgroup", ".zattrs", ".zmetadata"})
 
 
-@dataclass(slots=True)
-class _ArrayLayout:
-    """What the read and write paths need from an array's ``zarr.json``."""
-
-    key_format: ChunkKeyFormat
-    grid_shape: tuple[int, ...] | None  # None: not a regular grid, bounds unchecked
-    dimension_names: tuple[str | None, ...] | None = None
-
-
-@dataclass(slots=True)
-class _Node:
-    id: str
-    prefix: str
-    node_type: str
-    zarr_metadata: bytes
-    manifests: tuple[ManifestRef, ...]
-    layout: _ArrayLayout | None = None
-    split: tuple[int, ...] | None = None  # chunks per manifest box, if split
-    _by_cell: dict[tuple[int, ...], ManifestRef] | None = None
-
-    def manifests_by_cell(self) -> dict[tuple[int, ...], ManifestRef] | None:
-        """The manifests keyed by split box; None unless each box has at most one."""
-        if self.split is None:
-            return None
-        if self._by_cell is None:
-            by_cell = {cell_of(ref.extent, self.split): ref for ref in self.manifests}
-            if None in by_cell or len(by_cell) != len(self.manifests):
-                self.split = None  # not laid out as its split says: treat as unsplit
-                return None
-            self._by_cell = by_cell  # type: ignore[assignment]
-        return self._by_cell
-
-    def manifests_for(self, coords: tuple[int, ...]) -> Sequence[ManifestRef]:
-        """The manifests that may hold the chunk at ``coords``."""
-        by_cell = self.manifests_by_cell()
-        if by_cell is None:
-            return self.manifests
-        split = self.split or ()
-        ref = by_cell.get(tuple(c // s if s > 0 else 0 for c, s in zip(coords, split, strict=True)))
-        return () if ref is None else (ref,)
+def _locate_in(manifest: ManifestData, coords: tuple[int, ...]) -> Located:
+    row = lookup_row(manifest, coords)
+    if row < 0:
+        return None
+    loc = resolve(manifest, row)
+    return loc.data if loc.kind == INLINE else loc
 
 
-def _parse_metadata(data: bytes) -> dict[str, Any]:
-    try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(
-            f"zarr.json must hold a Zarr v3 JSON document: {exc}", kind="invalid-metadata"
-        ) from exc
-    if not isinstance(doc, dict) or doc.get("zarr_format") != 3:
-        raise InvalidInputError(
-            "zarr.json must be a Zarr v3 document (zarr_format 3); "
-            "icechunk_fast stores Zarr v3 only",
-            kind="invalid-metadata",
-        )
-    if doc.get("node_type") not in ("group", "array"):
-        raise InvalidInputError(
-            "zarr.json must have node_type 'group' or 'array'", kind="invalid-metadata"
-        )
-    return doc
-
-
-def _layout_of(data: bytes) -> _ArrayLayout:
-    doc = json.loads(data)
-    shape = tuple(int(s) for s in doc.get("shape", ()))
-    encoding = doc.get("chunk_key_encoding") or {"name": "default"}
-    name = encoding.get("name", "default")
-    config = encoding.get("configuration") or {}
-    if name == "default":
-        fmt = ChunkKeyFormat(len(shape), config.get("separator", "/"), True)
-    elif name == "v2":
-        fmt = ChunkKeyFormat(len(shape), config.get("separator", "."), False)
-    else:
-        raise InvalidInputError(f"unsupported chunk_key_encoding {name!r}")
-    grid = doc.get("chunk_grid") or {}
-    grid_shape = None
-    if grid.get("name") == "regular":
-        chunks = tuple(int(c) for c in grid["configuration"]["chunk_shape"])
-        if len(chunks) == len(shape) and all(c > 0 for c in chunks):
-            grid_shape = tuple(-(-s // c) for s, c in zip(shape, chunks, strict=True))
-    names = doc.get("dimension_names")
-    dimension_names = tuple(names) if isinstance(names, list) else None
-    return _ArrayLayout(fmt, grid_shape, dimension_names)
-
-
-def _metadata_key(prefix: str) -> str:
-    return f"{prefix}/{METADATA_NAME}" if prefix else METADATA_NAME
-
-
-def _join(prefix: str, part: str) -> str:
-    return f"{prefix}/{part}" if prefix else part
+def _check_key_shape(key: str) -> None:
+    """Refuse a key that can be neither metadata nor a chunk of any array."""
+    if key.rpartition("/")[2] in _V2_METADATA_NAMES:
+        return
+    if key == "c" or key.startswith("c/") or key.endswith("/c") or "/c/" in key:
+        return  # a chunk key of an array that does not exist (yet): absent
+    raise InvalidInputError(
+        f"invalid key {key!r}: neither a zarr.json document nor a chunk key of an array",
+        kind="invalid-key",
+    )
 
 
 class Session:
@@ -163,50 +77,54 @@ class Session:
 
     def __init__(
         self,
-        repo: Repository,
+        assets: AssetManager,
+        config: RepositoryConfig,
         snapshot: Snapshot,
         branch: str | None,
         read_only: bool,
         *,
+        spec_version: int,
+        default_metadata: dict[str, Any] | None = None,
+        preloads: Sequence[Future[None]] = (),
         rearrange: bool = False,
     ) -> None:
-        self._repo = repo
+        self._assets = assets
+        self._config = config
+        self._spec_version = spec_version
+        self._default_metadata = dict(default_metadata or {})
         self._rearrange = rearrange
-        self._storage = repo._io
         self._branch = branch
         self._read_only = read_only
-        self._inline_threshold = repo.config.inline_threshold
-        self._level = repo.config.compression_level
+        self._inline_threshold = config.inline_threshold
         self._allocator: ChunkIdAllocator | None = None
-        self._pack_target = repo.config.pack_target_bytes
+        self._pack_target = config.pack_target_bytes
         self._packer: PackWriter | None = None
         # writers from several threads (dask, zarr's sync pipeline) share one session
         self._lock = threading.RLock()
-        self._prefixes: list[int] = []
-        self._preloads: list[Future[None]] = []  # background manifest fetches (preload.py)
+        self._prefixes: list[int] = []  # chunk id prefixes; refs hold indices into it
+        self._preloads = list(preloads)  # background manifest fetches (preload.py)
         self._unacknowledged: Snapshot | None = None  # published, but the reply was lost
         self._reset_to(snapshot)
 
     def _reset_to(self, snapshot: Snapshot) -> None:
         self._snapshot = snapshot
-        self._base_ids = {n.id for n in snapshot.nodes.values()}
-        self._live: dict[str, _Node] = {
-            store_prefix_of(n.path): _Node(
-                n.id,
-                store_prefix_of(n.path),
-                n.node_type,
-                n.zarr_metadata,
-                n.manifests,
-                split=n.split,
-            )
-            for n in snapshot.nodes.values()
-        }
-        self._changed: dict[str, NodeChange] = {}
-        self._deleted: dict[str, NodeSnapshot] = {}
-        self._chunks: dict[str, ArrayChanges] = {}
-        self._moves: list[tuple[str, str]] = []
+        self._nodes = NodeTable(snapshot)
+        self._changes = ChangeSet()
 
-    # -- properties ------------------------------------------------------------
+    @classmethod
+    def _reopen(
+        cls,
+        assets: AssetManager,
+        config: RepositoryConfig,
+        snapshot_id: str,
+        branch: str | None,
+        spec_version: int,
+    ) -> Session:
+        """A read-only session on ``snapshot_id`` (how sessions unpickle)."""
+        snapshot = assets.load_snapshot(snapshot_id)
+        return cls(assets, config, snapshot, branch, True, spec_version=spec_version)
+
+    # -- properties ------------------------------------------------------------------
     @property
     def read_only(self) -> bool:
         """True for sessions that cannot write (time travel, or after a commit)."""
@@ -214,6 +132,7 @@ class Session:
 
     @property
     def mode(self) -> SessionMode:
+        """``SessionMode.READONLY`` or ``SessionMode.WRITABLE``."""
         return SessionMode.READONLY if self._read_only else SessionMode.WRITABLE
 
     @property
@@ -223,22 +142,32 @@ class Session:
 
     @property
     def branch(self) -> str | None:
+        """The branch this session commits to (None for time-travel sessions)."""
         return self._branch
 
     @property
     def has_uncommitted_changes(self) -> bool:
-        return bool(
-            self._changed
-            or self._deleted
-            or self._moves
-            or any(len(c) for c in self._chunks.values())
-        )
+        """True if anything was written, deleted or moved since the last commit."""
+        return not self._changes.is_empty()
+
+    @property
+    def is_move_only(self) -> bool:
+        """True for a rearrange session, which can only move nodes."""
+        return self._rearrange
+
+    @property
+    def coalescing(self) -> CoalescePolicy:
+        """The repository's default limits of batched reads."""
+        return self._assets.coalescing
+
+    @property
+    def change_set(self) -> ChangeSet:
+        """What this session changed (for conflict solvers: read, do not edit)."""
+        return self._changes
 
     @property
     def store(self) -> IcechunkStore:
         """The Zarr store reading and writing through this session."""
-        from .store import IcechunkStore
-
         return IcechunkStore(self)
 
     def __repr__(self) -> str:
@@ -252,7 +181,8 @@ class Session:
             raise ValueError(
                 "a writable Session cannot be pickled: commit first, or use a read-only session"
             )
-        return (_restore_session, (self._repo, self._snapshot.id, self._branch))
+        args = (self._assets, self._config, self._snapshot.id, self._branch, self._spec_version)
+        return (Session._reopen, args)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Session):
@@ -263,13 +193,15 @@ class Session:
             self._read_only
             and other._read_only
             and self._snapshot.id == other._snapshot.id
-            and self._storage == other._storage
+            and self._assets.storage == other._assets.storage
         )
 
     def __hash__(self) -> int:
         return hash(self._snapshot.id)
 
-    def _check_writable(self) -> None:
+    # -- state checks ------------------------------------------------------------------
+    def check_writable(self) -> None:
+        """Raise :class:`ReadOnlyError` unless this session can write."""
         if self._read_only:
             raise ReadOnlyError(
                 "this session is read-only (a time-travel session, or one that already "
@@ -277,90 +209,91 @@ class Session:
                 kind="read-only-session",
             )
 
-    # -- key resolution ------------------------------------------------------------
-    def _layout(self, node: _Node) -> _ArrayLayout:
-        layout = node.layout
-        if layout is None:
-            layout = node.layout = _layout_of(node.zarr_metadata)
-        return layout
+    def _check_acknowledged(self) -> None:
+        if self._unacknowledged is not None:
+            raise SessionStateError(
+                "the last commit of this session may have landed (its reply was lost); "
+                "retry the commit, or discard_changes(), before changing anything else",
+                kind="commit-unacknowledged",
+            )
 
-    def _find_chunk(self, key: str) -> tuple[_Node, str, tuple[int, ...] | None] | None:
-        """The array owning chunk key ``key``, the chunk part and its coordinates.
+    def _check_data_writable(self) -> None:
+        self.check_writable()
+        self._check_acknowledged()
+        if self._rearrange:
+            raise SessionStateError(
+                "a rearrange session can only move nodes; use repo.writable_session(branch)",
+                kind="rearrange-session-is-move-only",
+            )
 
-        The owner is an array whose chunk key encoding accepts the rest of the key (so
-        ``foo/c/0.0`` belongs to an array ``foo/c`` with v2 encoding even if ``foo`` is an
-        array too); failing that, the deepest array above the key, with coordinates
-        ``None`` so that writes can report the malformed chunk key.
+    def _require_spec(self, version: int, what: str) -> None:
+        if self._spec_version < version:
+            raise InvalidInputError(
+                f"{what} needs a spec version {version} repository; this one is version "
+                f"{self._spec_version}",
+                kind="unsupported-spec-version",
+            )
+
+    # -- key resolution ----------------------------------------------------------------
+    def _resolve(self, key: str) -> tuple[Located, Sequence[ManifestRef], tuple[int, ...]]:
+        """What ``key`` holds as far as memory knows: ``(value, manifests, coords)``.
+
+        ``value`` is final when ``manifests`` is empty; otherwise the chunk at
+        ``coords`` is in one of ``manifests`` or absent.
         """
-        live = self._live
-        fallback: tuple[_Node, str, tuple[int, ...] | None] | None = None
-        # Fast path for the default encoding: the chunk part starts at the last "/c/".
-        cut = key.rfind("/c/")
-        if cut >= 0 or key == "c" or key.startswith("c/"):
-            head, part = (key[:cut], key[cut + 1 :]) if cut >= 0 else ("", key)
-            node = live.get(head)
-            if node is not None and node.node_type == "array":
-                coords = self._layout(node).key_format.parse_one(part)
-                if coords is not None:
-                    return node, part, coords
-                fallback = node, part, None
-        # General case (v2 encoding, 0-d arrays): try every split point, longest first.
-        pos = len(key)
-        while pos > 0:
-            pos = key.rfind("/", 0, pos)
-            node = live.get(key[:pos] if pos > 0 else "")
-            if node is not None and node.node_type == "array":
-                part = key[pos + 1 :] if pos >= 0 else key
-                coords = self._layout(node).key_format.parse_one(part)
-                if coords is not None:
-                    return node, part, coords
-                if fallback is None:
-                    fallback = node, part, None
-            if pos <= 0:
-                break
-        return fallback
-
-    def _locate(self, key: str) -> bytes | ChunkLocation | None:
-        """Metadata bytes, inline chunk bytes, a chunk location, or None if absent."""
-        prefix = self._metadata_prefix(key)
+        prefix = metadata_prefix(key)
         if prefix is not None:
-            node = self._live.get(prefix)
-            return None if node is None else node.zarr_metadata
-        found = self._find_chunk(key)
+            node = self._nodes.live.get(prefix)
+            return (None if node is None else node.zarr_metadata), (), ()
+        found = self._nodes.find_chunk(key)
         if found is None:
-            return None
+            return None, (), ()
         node, part, coords = found
         if coords is None:
-            return None
-        changes = self._chunks.get(node.id)
+            return None, (), ()
+        changes = self._changes.chunks.get(node.id)
         if changes is not None:
             change = changes.reads(part)
             if change is not None:
                 kind, source, seq, offset, length = change
                 if kind == TOMBSTONE:
-                    return None
+                    return None, (), ()
                 if kind == INLINE:
-                    return bytes(changes.inline[offset : offset + length])
-                return ChunkLocation(NATIVE, chunk_key(self._prefixes[source], seq), offset, length)
+                    return bytes(changes.inline[offset : offset + length]), (), ()
+                loc = ChunkLocation(NATIVE, chunk_key(self._prefixes[source], seq), offset, length)
+                return loc, (), ()
             if changes.override is not None:
-                return self._locate_in(changes.override, coords)
-        for ref in node.manifests_for(coords):
-            if all(lo <= c < hi for c, (lo, hi) in zip(coords, ref.extent, strict=True)):
-                found_loc = self._locate_in(self._repo._load_manifest(ref.id), coords)
-                if found_loc is not None:
-                    return found_loc
-        return None
+                return _locate_in(changes.override, coords), (), ()
+        return None, node.manifests_for(coords), coords
 
-    @staticmethod
-    def _locate_in(manifest: ManifestData, coords: tuple[int, ...]) -> bytes | ChunkLocation | None:
-        row = lookup_row(manifest, coords)
-        if row < 0:
-            return None
-        loc = resolve(manifest, row)
-        return loc.data if loc.kind == INLINE else loc
+    def _locate(self, key: str) -> Located:
+        """Metadata bytes, inline chunk bytes, a chunk location, or None if absent."""
+        value, refs, coords = self._resolve(key)
+        for ref in refs:
+            found = _locate_in(self._assets.load_manifest(ref.id), coords)
+            if found is not None:
+                return found
+        return value
 
-    # -- reads --------------------------------------------------------------------
-    def _finish_read(self, loc: ChunkLocation, window: Window | None) -> tuple[str, int, int]:
+    async def _locate_async(self, key: str) -> Located:
+        """:meth:`_locate` with manifest misses awaited."""
+        value, refs, coords = self._resolve(key)
+        for ref in refs:
+            found = _locate_in(await self._assets.load_manifest_async(ref.id), coords)
+            if found is not None:
+                return found
+        return value
+
+    # -- reads -------------------------------------------------------------------------
+    def _finish_read(
+        self, loc: bytes | ChunkLocation, window: Window | None
+    ) -> bytes | tuple[str, int, int]:
+        """The value if memory holds it, else the byte range ``(object, start, end)``."""
+        if isinstance(loc, bytes):
+            if window is None:
+                return loc
+            start, end = window(len(loc))
+            return loc[start:end]
         if loc.kind == VIRTUAL:
             raise SessionStateError(
                 "this array has virtual chunks, which this version of icechunk_fast "
@@ -368,57 +301,37 @@ class Session:
                 kind="virtual-chunks-unsupported",
             )
         start, end = (0, loc.length) if window is None else window(loc.length)
-        return loc.key, loc.offset + start, loc.offset + end
-
-    def _check_length(self, data: bytes, want: int, key: str) -> bytes:
-        if len(data) != want:
-            raise FormatError(
-                f"chunk object {key} is truncated: expected {want} bytes, read {len(data)}"
-            )
-        return data
+        obj, start, end = loc.key, loc.offset + start, loc.offset + end
+        if end <= start:
+            return b""
+        if self._packer is not None:
+            pending = self._packer.read(obj, start, end)
+            if pending is not None:
+                return check_length(pending, end - start, obj)
+        return obj, start, end
 
     def read(self, key: str, window: Window | None = None) -> bytes | None:
         """The value of store key ``key`` (restricted to ``window``), or None."""
         loc = self._locate(key)
         if loc is None:
             return None
-        if isinstance(loc, bytes):
-            if window is None:
-                return loc
-            start, end = window(len(loc))
-            return loc[start:end]
-        obj, start, end = self._finish_read(loc, window)
-        if end <= start:
-            return b""
-        if self._packer is not None:
-            pending = self._packer.read(obj, start, end)
-            if pending is not None:
-                return self._check_length(pending, end - start, obj)
-        return self._check_length(self._repo._read_chunk(obj, start, end), end - start, obj)
+        plan = self._finish_read(loc, window)
+        if isinstance(plan, bytes):
+            return plan
+        obj, start, end = plan
+        return check_length(self._assets.read_chunk(obj, start, end), end - start, obj)
 
     async def read_async(self, key: str, window: Window | None = None) -> bytes | None:
-        """Async twin of :meth:`read`; the chunk fetch is awaited."""
-        loc = self._locate(key)
+        """Async twin of :meth:`read`: manifest and chunk fetches are awaited."""
+        loc = await self._locate_async(key)
         if loc is None:
             return None
-        if isinstance(loc, bytes):
-            if window is None:
-                return loc
-            start, end = window(len(loc))
-            return loc[start:end]
-        obj, start, end = self._finish_read(loc, window)
-        if end <= start:
-            return b""
-        if self._packer is not None:
-            pending = self._packer.read(obj, start, end)
-            if pending is not None:
-                return self._check_length(pending, end - start, obj)
-        repo = self._repo
-        if repo._chunks is not None or repo._disk_chunks:
-            data = repo._read_chunk(obj, start, end)
-        else:
-            data = await self._storage.get_range_async(obj, start, end)
-        return self._check_length(data, end - start, obj)
+        plan = self._finish_read(loc, window)
+        if isinstance(plan, bytes):
+            return plan
+        obj, start, end = plan
+        data = await self._assets.read_chunk_async(obj, start, end)
+        return check_length(data, end - start, obj)
 
     def read_many(
         self,
@@ -451,9 +364,11 @@ class Session:
         FormatError
             A chunk object is shorter than its refs say.
         """
-        out, slots, objs, starts, ends = self._gather_reads(requests)
+        requests = list(requests)
+        located = [self._locate(key) for key, _ in requests]
+        out, slots, objs, starts, ends = self._plan_batch(requests, located)
         if slots:
-            values = self._repo._reader.read_many(objs, starts, ends, coalescing)
+            values = self._assets.read_chunks(objs, starts, ends, coalescing)
             for slot, data in zip(slots, values, strict=True):
                 out[slot] = data
         return out
@@ -464,16 +379,40 @@ class Session:
         *,
         coalescing: CoalescePolicy | None = None,
     ) -> list[bytes | None]:
-        """Async twin of :meth:`read_many`; the fetch is awaited."""
-        out, slots, objs, starts, ends = self._gather_reads(requests)
+        """Async twin of :meth:`read_many`: manifest and chunk fetches are awaited."""
+        requests = list(requests)
+        located = await self._locate_many_async([key for key, _ in requests])
+        out, slots, objs, starts, ends = self._plan_batch(requests, located)
         if slots:
-            values = await self._repo._reader.read_many_async(objs, starts, ends, coalescing)
+            values = await self._assets.read_chunks_async(objs, starts, ends, coalescing)
             for slot, data in zip(slots, values, strict=True):
                 out[slot] = data
         return out
 
-    def _gather_reads(
-        self, requests: Iterable[tuple[str, Window | None]]
+    async def _locate_many_async(self, keys: list[str]) -> list[Located]:
+        """Locations of many keys; the manifests they need are fetched concurrently."""
+        resolved = [self._resolve(key) for key in keys]
+        wanted = {ref.id for _, refs, _ in resolved for ref in refs}
+        ids = list(wanted)
+        loaded = dict(
+            zip(
+                ids,
+                await asyncio.gather(*(self._assets.load_manifest_async(i) for i in ids)),
+                strict=True,
+            )
+        )
+        located: list[Located] = []
+        for value, refs, coords in resolved:
+            for ref in refs:
+                found = _locate_in(loaded[ref.id], coords)
+                if found is not None:
+                    value = found
+                    break
+            located.append(value)
+        return located
+
+    def _plan_batch(
+        self, requests: list[tuple[str, Window | None]], located: list[Located]
     ) -> tuple[list[bytes | None], list[int], list[str], list[int], list[int]]:
         """Values known without storage, and the byte ranges to fetch for the rest."""
         out: list[bytes | None] = []
@@ -481,50 +420,52 @@ class Session:
         objs: list[str] = []
         starts: list[int] = []
         ends: list[int] = []
-        packer = self._packer
-        for key, window in requests:
-            loc = self._locate(key)
-            if loc is None or isinstance(loc, bytes):
-                if loc is not None and window is not None:
-                    cut_start, cut_end = window(len(loc))
-                    loc = loc[cut_start:cut_end]
-                out.append(loc)
+        for (_, window), loc in zip(requests, located, strict=True):
+            if loc is None:
+                out.append(None)
                 continue
-            obj, start, end = self._finish_read(loc, window)
-            if end <= start:
-                out.append(b"")
+            plan = self._finish_read(loc, window)
+            if isinstance(plan, bytes):
+                out.append(plan)
                 continue
-            if packer is not None:
-                pending = packer.read(obj, start, end)
-                if pending is not None:
-                    out.append(self._check_length(pending, end - start, obj))
-                    continue
             slots.append(len(out))
             out.append(None)
-            objs.append(obj)
-            starts.append(start)
-            ends.append(end)
+            objs.append(plan[0])
+            starts.append(plan[1])
+            ends.append(plan[2])
         return out, slots, objs, starts, ends
 
     def size_of(self, key: str) -> int | None:
+        """The size of the value of ``key`` in bytes, or None if absent.
+
+        Raises
+        ------
+        InvalidInputError
+            ``key`` can be neither a ``zarr.json`` nor a chunk key of any array.
+        """
         loc = self._locate(key)
         if loc is None:
+            if metadata_prefix(key) is None:
+                self._check_absent_key(key)
             return None
         return len(loc) if isinstance(loc, bytes) else loc.length
 
-    # -- writes -------------------------------------------------------------------
-    @staticmethod
-    def _metadata_prefix(key: str) -> str | None:
-        """The node prefix if ``key`` is a ``zarr.json`` document, else None."""
-        if key == METADATA_NAME:
-            return ""
-        if key.endswith("/" + METADATA_NAME):
-            return key[: -len(METADATA_NAME) - 1]
-        return None
+    def _check_absent_key(self, key: str) -> None:
+        """Refuse an absent key that could never hold anything."""
+        if key.rpartition("/")[2] in _V2_METADATA_NAMES:
+            return
+        found = self._nodes.find_chunk(key)
+        if found is None:
+            _check_key_shape(key)
+        elif found[2] is None:
+            raise InvalidInputError(
+                f"invalid chunk key {key!r} for array /{found[0].prefix}", kind="invalid-key"
+            )
 
-    def _chunk_target(self, key: str) -> tuple[_Node, str]:
+    # -- writes ------------------------------------------------------------------------
+    def _chunk_target(self, key: str) -> tuple[Node, str]:
         """The array and chunk part a chunk write goes to, checked against its grid."""
-        found = self._find_chunk(key)
+        found = self._nodes.find_chunk(key)
         if found is None:
             raise InvalidInputError(
                 f"invalid key {key!r}: neither a zarr.json nor a chunk of an existing array "
@@ -536,7 +477,7 @@ class Session:
             raise InvalidInputError(
                 f"invalid chunk key {key!r} for array /{node.prefix}", kind="invalid-key"
             )
-        grid = self._layout(node).grid_shape
+        grid = node.array_layout().grid_shape
         if grid is not None and any(c >= g for c, g in zip(coords, grid, strict=True)):
             raise InvalidInputError(
                 f"chunk {key!r} lies outside the chunk grid {grid} of array /{node.prefix}",
@@ -544,37 +485,57 @@ class Session:
             )
         return node, part
 
-    def _changes_of(self, node: _Node) -> ArrayChanges:
-        changes = self._chunks.get(node.id)
-        if changes is None:
-            changes = self._chunks[node.id] = ArrayChanges()
-        return changes
-
     def write(self, key: str, data: bytes) -> None:
         """Write the value of store key ``key``."""
         self._check_data_writable()
-        prefix = self._metadata_prefix(key)
+        prefix = metadata_prefix(key)
         if prefix is not None:
             with self._lock:
-                self._set_metadata(prefix, data)
+                self._changes.set_metadata(self._nodes, prefix, data)
             return
         node, part = self._chunk_target(key)
         if len(data) <= self._inline_threshold:
             with self._lock:
-                self._changes_of(node).set_inline(part, data)
+                self._changes.changes_of(node).set_inline(part, data)
             return
         if self._pack_target:
-            (prefix_index, seq), offset, full = self._pack_writer().append(data)
+            packer = self._pack_writer()
+            (prefix_index, seq), offset, full = packer.append(data)
             with self._lock:
-                self._changes_of(node).set_native(part, prefix_index, seq, offset, len(data))
+                self._changes.changes_of(node).set_native(
+                    part, prefix_index, seq, offset, len(data)
+                )
             if full is not None:
-                self._storage.put(*full)
-                self._pack_writer().uploaded(full[0])
+                self._assets.put_chunk(*full)
+                packer.uploaded(full[0])
             return
         prefix_index, seq = self._new_chunk_id()
-        self._storage.put(chunk_key(self._prefixes[prefix_index], seq), data)
+        self._assets.put_chunk(chunk_key(self._prefixes[prefix_index], seq), data)
         with self._lock:
-            self._changes_of(node).set_native(part, prefix_index, seq, 0, len(data))
+            self._changes.changes_of(node).set_native(part, prefix_index, seq, 0, len(data))
+
+    async def write_async(self, key: str, data: bytes) -> None:
+        """Async twin of :meth:`write`; the chunk upload is awaited."""
+        self._check_data_writable()
+        if metadata_prefix(key) is not None or len(data) <= self._inline_threshold:
+            self.write(key, data)
+            return
+        node, part = self._chunk_target(key)
+        if self._pack_target:
+            packer = self._pack_writer()
+            (prefix_index, seq), offset, full = packer.append(data)
+            with self._lock:
+                self._changes.changes_of(node).set_native(
+                    part, prefix_index, seq, offset, len(data)
+                )
+            if full is not None:
+                await self._assets.put_chunk_async(*full)
+                packer.uploaded(full[0])
+            return
+        prefix_index, seq = self._new_chunk_id()
+        await self._assets.put_chunk_async(chunk_key(self._prefixes[prefix_index], seq), data)
+        with self._lock:
+            self._changes.changes_of(node).set_native(part, prefix_index, seq, 0, len(data))
 
     def _pack_writer(self) -> PackWriter:
         packer = self._packer
@@ -596,29 +557,8 @@ class Session:
             return
         packer.seal()
         for key, data in packer.unstored():
-            self._storage.put(key, data)
+            self._assets.put_chunk(key, data)
             packer.uploaded(key)
-
-    async def write_async(self, key: str, data: bytes) -> None:
-        """Async twin of :meth:`write`; the chunk upload is awaited."""
-        self._check_data_writable()
-        if self._metadata_prefix(key) is not None or len(data) <= self._inline_threshold:
-            self.write(key, data)
-            return
-        node, part = self._chunk_target(key)
-        if self._pack_target:
-            packer = self._pack_writer()
-            (prefix_index, seq), offset, full = packer.append(data)
-            with self._lock:
-                self._changes_of(node).set_native(part, prefix_index, seq, offset, len(data))
-            if full is not None:
-                await self._storage.put_async(*full)
-                packer.uploaded(full[0])
-            return
-        prefix_index, seq = self._new_chunk_id()
-        await self._storage.put_async(chunk_key(self._prefixes[prefix_index], seq), data)
-        with self._lock:
-            self._changes_of(node).set_native(part, prefix_index, seq, 0, len(data))
 
     def _new_chunk_id(self) -> tuple[int, int]:
         with self._lock:
@@ -629,75 +569,50 @@ class Session:
                 self._prefixes.append(prefix)
             return len(self._prefixes) - 1, seq
 
-    def _set_metadata(self, prefix: str, data: bytes) -> None:
-        doc = _parse_metadata(data)
-        node_type = doc["node_type"]
-        data = bytes(data)
-        if node_type == "array":
-            _layout_of(data)  # refuse unusable array metadata now, not at first chunk
-        node = self._live.get(prefix)
-        if node is not None and node.node_type == node_type:
-            if node.zarr_metadata == data:
-                return
-            node.zarr_metadata = data
-            node.layout = None
-            is_new = node.id not in self._base_ids
-            self._changed[prefix] = NodeChange(node.id, node_type, data, is_new)
-            return
-        if node is not None:
-            self._delete_node(prefix)
-        node = _Node(new_node_id(), prefix, node_type, data, ())
-        self._live[prefix] = node
-        self._changed[prefix] = NodeChange(node.id, node_type, data, True)
-
-    def _delete_node(self, prefix: str) -> None:
-        node = self._live.pop(prefix, None)
-        if node is None:
-            return
-        self._changed.pop(prefix, None)
-        self._chunks.pop(node.id, None)
-        if node.id in self._base_ids:
-            base = self._snapshot.nodes[node_path_of(prefix)]
-            self._deleted[prefix] = base
-
     def delete(self, key: str) -> None:
         """Delete store key ``key``; a missing key is not an error."""
         self._check_data_writable()
-        prefix = self._metadata_prefix(key)
+        prefix = metadata_prefix(key)
         with self._lock:
             if prefix is not None:
-                self._delete_node(prefix)
+                self._changes.delete_node(self._nodes, prefix)
                 return
-            found = self._find_chunk(key)
+            found = self._nodes.find_chunk(key)
             if found is None or found[2] is None or self._locate(key) is None:
                 return
-            self._changes_of(found[0]).delete(found[1])
+            self._changes.changes_of(found[0]).delete(found[1])
 
     def delete_prefix(self, prefix: str) -> None:
         """Delete every key under directory ``prefix`` (``""``: everything)."""
         self._check_data_writable()
         prefix = prefix.rstrip("/")
         with self._lock:
-            for node_prefix in list(self._live):
+            for node in self._nodes:
+                node_prefix = node.prefix
                 if not prefix or node_prefix == prefix or node_prefix.startswith(prefix + "/"):
-                    self._delete_node(node_prefix)
+                    self._changes.delete_node(self._nodes, node_prefix)
             # a directory inside an array's chunk space: delete just those chunks
             for key in list(self._chunk_keys_under(prefix + "/")) if prefix else []:
                 self.delete(key)
 
     def discard_changes(self) -> None:
         """Forget every uncommitted change (chunks already uploaded become garbage)."""
-        self._check_writable()
+        self.check_writable()
         with self._lock:
             self._reset_to(self._snapshot)
             self._packer = None  # its bytes were never referenced by a commit
             self._unacknowledged = None
 
-    # -- listing ------------------------------------------------------------------
-    def _array_chunk_parts(self, node: _Node) -> list[str]:
-        fmt = self._layout(node).key_format
-        changes = self._chunks.get(node.id)
-        base = self._base_manifest(node)
+    # -- listing -----------------------------------------------------------------------
+    def _effective_manifest(self, node: Node) -> ManifestData:
+        """All refs of the array as this session sees them."""
+        prefixes = np.array(self._prefixes, dtype=np.uint64)
+        return self._changes.effective_manifest(node, self._assets.load_manifest, prefixes)
+
+    def _array_chunk_parts(self, node: Node) -> list[str]:
+        fmt = node.array_layout().key_format
+        changes = self._changes.chunks.get(node.id)
+        base = self._changes.base_manifest(node, self._assets.load_manifest)
         parts: list[str] = [] if base is None else fmt.format_many(base.coords)
         if changes is not None:
             touched = changes.index
@@ -706,21 +621,21 @@ class Session:
         return parts
 
     def _chunk_keys_under(self, prefix: str) -> Iterator[str]:
-        for node in list(self._live.values()):
-            if node.node_type != "array":
+        for node in self._nodes:
+            if not node.is_array:
                 continue
-            base = _join(node.prefix, "")
+            base = join_key(node.prefix, "")
             if not (base.startswith(prefix) or prefix.startswith(base)):
                 continue
             for part in self._array_chunk_parts(node):
-                key = _join(node.prefix, part)
+                key = join_key(node.prefix, part)
                 if key.startswith(prefix):
                     yield key
 
     def list_keys(self, prefix: str = "") -> Iterator[str]:
         """Every key starting with ``prefix``: metadata documents, then chunks."""
-        for node in list(self._live.values()):
-            key = _metadata_key(node.prefix)
+        for node in self._nodes:
+            key = metadata_key(node.prefix)
             if key.startswith(prefix):
                 yield key
         yield from self._chunk_keys_under(prefix)
@@ -729,11 +644,11 @@ class Session:
         """Names directly under directory ``prefix``, from the node table."""
         prefix = prefix.rstrip("/")
         names: set[str] = set()
-        for node in list(self._live.values()):
+        for node in self._nodes:
             if node.prefix == prefix:
                 names.add(METADATA_NAME)
-                if node.node_type == "array":
-                    fmt = self._layout(node).key_format
+                if node.is_array:
+                    fmt = node.array_layout().key_format
                     if fmt.default:
                         if self._array_has_chunks(node):
                             names.add("c")
@@ -744,20 +659,20 @@ class Session:
                 names.add(rest.split("/")[0])
         # a directory inside an array's chunk space, like "a/c" or "a/c/1"
         inside = prefix + "/"
-        for node in list(self._live.values()):
+        for node in self._nodes:
             if (
-                node.node_type == "array"
+                node.is_array
                 and prefix != node.prefix
-                and inside.startswith(_join(node.prefix, ""))
+                and inside.startswith(join_key(node.prefix, ""))
             ):
                 for part in self._array_chunk_parts(node):
-                    key = _join(node.prefix, part)
+                    key = join_key(node.prefix, part)
                     if key.startswith(inside):
                         names.add(key[len(inside) :].split("/")[0])
         yield from sorted(names)
 
-    def _array_has_chunks(self, node: _Node) -> bool:
-        changes = self._chunks.get(node.id)
+    def _array_has_chunks(self, node: Node) -> bool:
+        changes = self._changes.chunks.get(node.id)
         if changes is None or not len(changes):
             return any(ref.num_refs for ref in node.manifests)
         if changes.override is not None and not changes.index:
@@ -766,14 +681,14 @@ class Session:
             return True
         return bool(self._array_chunk_parts(node))
 
-    # -- commit -------------------------------------------------------------------
+    # -- commit ------------------------------------------------------------------------
     def _prepare_publish(
         self, message: str, metadata: dict[str, Any] | None, allow_empty: bool
     ) -> dict[str, Any]:
-        self._check_writable()
+        self.check_writable()
         if not isinstance(message, str):
             raise InvalidInputError("commit message must be a str")
-        merged = {**self._repo.default_commit_metadata(), **(metadata or {})}
+        merged = {**self._default_metadata, **(metadata or {})}
         try:
             json.dumps(merged)
         except (TypeError, ValueError) as exc:
@@ -787,25 +702,35 @@ class Session:
 
     def _publish(self, message: str, metadata: dict[str, Any], kind: str) -> str:
         """Write manifests, log and snapshot, then swap them into the history."""
+        assets = self._assets
         self._flush_packs()
         with self._lock:
             base = self._snapshot
             if kind == "commit_amended":
-                parent, earlier = base.parent_id, [self._repo._load_transaction_log(base.id)]
+                parent, earlier = base.parent_id, [assets.load_transaction_log(base.id)]
             else:
                 parent, earlier = base.id, []
             pending, self._unacknowledged = self._unacknowledged, None
-            if pending is not None and self._repo._has_snapshot(pending.id):
+            if pending is not None and assets.has_snapshot(pending.id):
                 snapshot = pending  # the last attempt landed; only its reply was lost
             else:
-                snapshot, log = self._build_snapshot(message, metadata, parent)
+                snapshot, log = build_snapshot(
+                    self._nodes,
+                    self._changes,
+                    assets,
+                    prefixes=np.array(self._prefixes, dtype=np.uint64),
+                    splitting=self._config.manifest_splitting,
+                    message=message,
+                    metadata=metadata,
+                    parent_id=parent,
+                )
                 if earlier:
                     log = combine_logs([*earlier, log])
-                self._storage.put(transaction_log_key(snapshot.id), log.encode(self._level))
-                self._storage.put(snapshot_key(snapshot.id), snapshot.encode(self._level))
+                assets.write_transaction_log(snapshot.id, log)
+                assets.write_snapshot(snapshot)
                 branch = None if kind == "new_detached_snapshot" else self._branch
                 try:
-                    self._repo._publish(snapshot, branch, base.id, kind)
+                    history.publish(assets, snapshot, branch, base.id, kind)
                 except OSError:  # StorageError too: the swap may have landed all the same,
                     # so a retry checks for it before committing a second time
                     self._unacknowledged = snapshot
@@ -886,7 +811,7 @@ class Session:
         ConflictError
             The branch moved since this session started.
         """
-        self._repo._require_spec(2, "amend")
+        self._require_spec(2, "amend")
         merged = self._prepare_publish(message, metadata, allow_empty)
         if self._branch is None:
             raise SessionStateError("this session has no branch to amend")
@@ -938,13 +863,35 @@ class Session:
         """Async twin of :meth:`flush`."""
         return await asyncio.to_thread(functools.partial(self.flush, message, metadata=metadata))
 
-    # -- rearranging (implemented in rearrange.py) -------------------------------------
+    def status(self) -> Diff:
+        """What this session changed and has not committed yet."""
+        with self._lock:
+            log = self._changes.node_log()
+            paths = {}
+            for node in self._nodes:
+                paths[node.id] = node_path_of(node.prefix)
+                changes = self._changes.chunks.get(node.id)
+                if changes is not None and len(changes):
+                    fmt = node.array_layout().key_format
+                    log.updated_chunks[node.id] = changes.touched_coords(fmt)
+        return compose_logs([log], paths)
+
+    # -- rearranging (rearrange.py) --------------------------------------------------------
     def move(self, from_path: str, to_path: str) -> None:
         """Rename a group or array (with everything under it); no data is copied.
 
         Needs a session from :meth:`Repository.rearrange_session`.
         """
-        rearrange.move(self, from_path, to_path)
+        self.check_writable()
+        self._check_acknowledged()
+        if not self._rearrange:
+            raise SessionStateError(
+                "moves need a rearrange session: repo.rearrange_session(branch)",
+                kind="move-needs-rearrange-session",
+            )
+        self._require_spec(2, "moving nodes")
+        with self._lock:
+            rearrange.move(self._nodes, self._changes, from_path, to_path)
 
     def shift_array(self, array_path: str, chunk_offset: Sequence[int]) -> None:
         """Move every chunk of an array by ``chunk_offset`` chunks, metadata only.
@@ -952,7 +899,11 @@ class Session:
         Chunks shifted past the edge of the chunk grid are dropped, vacated positions
         read as the fill value. Grow the array first (``array.resize``) to keep them.
         """
-        rearrange.shift_array(self, array_path, chunk_offset)
+        self._check_data_writable()
+        with self._lock:
+            rearrange.shift_array(
+                self._nodes, self._changes, self._effective_manifest, array_path, chunk_offset
+            )
 
     def reindex_array(
         self,
@@ -966,36 +917,40 @@ class Session:
         is. Only existing chunks are visited. With ``backward`` (the inverse mapping),
         every existing position whose source is out of range or empty is cleared.
         """
-        rearrange.reindex_array(self, array_path, forward, backward)
+        self._check_data_writable()
+        with self._lock:
+            rearrange.reindex_array(
+                self._nodes, self._changes, self._effective_manifest, array_path, forward, backward
+            )
 
     def chunk_type(self, array_path: str, chunk_coordinates: Sequence[int]) -> ChunkType:
         """Whether a chunk is uninitialized, inline, native or virtual."""
-        return rearrange.chunk_type(self, array_path, chunk_coordinates)
+        node, layout = rearrange.array_at(self._nodes, array_path)
+        coords = np.asarray(list(chunk_coordinates), dtype=np.int64).reshape(1, -1)
+        if coords.shape[1] != layout.key_format.ndim:
+            raise InvalidInputError(
+                f"{array_path!r} has {layout.key_format.ndim} dimensions, "
+                f"got coordinates {list(chunk_coordinates)}"
+            )
+        loc = self._locate(join_key(node.prefix, layout.key_format.format_many(coords)[0]))
+        if loc is None:
+            return ChunkType.UNINITIALIZED
+        if isinstance(loc, bytes):
+            return ChunkType.INLINE
+        return ChunkType.VIRTUAL if loc.kind == VIRTUAL else ChunkType.NATIVE
 
-    def chunk_coordinates(
+    async def chunk_coordinates(
         self, array_path: str, batch_size: int = 1000
     ) -> AsyncIterator[tuple[int, ...]]:
         """Every initialized chunk of an array, in coordinate order (async iterator)."""
-        return rearrange.chunk_coordinates(self, array_path, batch_size)
+        node, _ = rearrange.array_at(self._nodes, array_path)
+        coords = self._effective_manifest(node).coords
+        step = max(1, int(batch_size))
+        for start in range(0, len(coords), step):
+            for row in coords[start : start + step].tolist():
+                yield tuple(row)
 
-    def _check_acknowledged(self) -> None:
-        if self._unacknowledged is not None:
-            raise SessionStateError(
-                "the last commit of this session may have landed (its reply was lost); "
-                "retry the commit, or discard_changes(), before changing anything else",
-                kind="commit-unacknowledged",
-            )
-
-    def _check_data_writable(self) -> None:
-        self._check_writable()
-        self._check_acknowledged()
-        if self._rearrange:
-            raise SessionStateError(
-                "a rearrange session can only move nodes; use repo.writable_session(branch)",
-                kind="rearrange-session-is-move-only",
-            )
-
-    # -- rebase ---------------------------------------------------------------------
+    # -- rebase ------------------------------------------------------------------------
     def rebase(self, solver: ConflictSolver) -> None:
         """Replay this session's changes over every commit made on its branch since
         the session started, asking ``solver`` about each conflict.
@@ -1006,206 +961,26 @@ class Session:
             A commit's changes conflict with ours in a way ``solver`` does not solve;
             the session stays based on the last commit it could be rebased over.
         """
-        from .conflicts import find_conflicts
-
-        self._check_writable()
+        self.check_writable()
         self._check_acknowledged()
         if self._branch is None:
             raise SessionStateError("this session has no branch to rebase on")
+        assets = self._assets
         with self._lock:
-            for snapshot_id in self._repo._commits_since(self._branch, self._snapshot.id):
-                theirs = self._repo._load_transaction_log(snapshot_id)
-                their_snapshot = self._repo._load_snapshot(snapshot_id)
-                conflicts = find_conflicts(self, theirs, their_snapshot)
+            info = assets.read_repo_info()
+            for snapshot_id in history.commits_since(info, self._branch, self._snapshot.id):
+                theirs = assets.load_transaction_log(snapshot_id)
+                their_snapshot = assets.load_snapshot(snapshot_id)
+                conflicts = find_conflicts(self._changes, self._nodes, theirs, their_snapshot)
                 solver.solve(self, conflicts, snapshot_id)
-                self._rebase_onto(their_snapshot)
-
-    def _rebase_onto(self, snapshot: Snapshot) -> None:
-        """Keep every change, now on top of ``snapshot`` (a descendant of the base)."""
-        from .conflicts import rebase_rewrite
-
-        changed, deleted, chunks = self._changed, self._deleted, self._chunks
-        old_manifests = {node.id: node.manifests for node in self._live.values()}
-        self._reset_to(snapshot)
-        by_id = {node.id: prefix for prefix, node in self._live.items()}
-        for base in deleted.values():
-            prefix = by_id.get(base.id)
-            if prefix is not None:
-                self._delete_node(prefix)
-        for prefix, change in changed.items():
-            if change.is_new:
-                self._live[prefix] = _Node(
-                    change.node_id, prefix, change.node_type, change.zarr_metadata, ()
+                self._nodes, self._changes = rebase_onto(
+                    self._nodes, self._changes, their_snapshot, assets.load_manifest
                 )
-            else:
-                node = self._live.get(by_id.get(change.node_id, prefix))
-                if node is None:
-                    continue  # deleted by them and the solver let it go
-                node.zarr_metadata = change.zarr_metadata
-                node.layout = None
-            self._changed[prefix] = change
-        live = {node.id: node for node in self._live.values()}
-        for nid, c in chunks.items():
-            node = live.get(nid)
-            if (
-                c.override is not None
-                and node is not None
-                and node.manifests != old_manifests.get(nid, node.manifests)
-            ):  # they changed the array's refs; self._chunks is still empty, so
-                # _base_manifest gives theirs
-                c.override = rebase_rewrite(c, self._base_manifest(node))
-        self._chunks = {nid: c for nid, c in chunks.items() if nid in live}
+                self._snapshot = their_snapshot
 
-    def _drop_chunk_changes(self, node_id: str, coords: np.ndarray) -> None:
-        """Forget our writes of the chunks at ``coords`` (theirs win)."""
-        changes = self._chunks.get(node_id)
-        if changes is None or not len(coords):
-            return
-        node = next(n for n in self._live.values() if n.id == node_id)
-        fmt = self._layout(node).key_format
-        for key in fmt.format_many(coords):
-            changes.index.pop(key, None)
-        if changes.touched:  # a shift or reindex: their refs win at these coordinates
-            from . import kernels
+    def drop_chunk_changes(self, node_id: str, coords: np.ndarray) -> None:
+        """Forget this session's writes of the chunks at ``coords`` of an array.
 
-            touched = union_rows(changes.touched)
-            dropped = coords[kernels.sort_coords(coords)]
-            changes.touched = [touched[kernels.lookup_coords(dropped, touched) < 0]]
-
-    def _node_log(self) -> TransactionLog:
-        """The node-level part of this session's transaction log (no chunks yet)."""
-        log = TransactionLog()
-        for prefix, change in self._changed.items():
-            group = change.node_type == "group"
-            if change.is_new:
-                target = log.new_groups if group else log.new_arrays
-            else:
-                target = log.updated_groups if group else log.updated_arrays
-            target[change.node_id] = node_path_of(prefix)
-        for prefix, base in self._deleted.items():
-            target = log.deleted_groups if base.node_type == "group" else log.deleted_arrays
-            target[base.id] = node_path_of(prefix)
-        log.moved_nodes = list(self._moves)
-        return log
-
-    def status(self) -> Diff:
-        """What this session changed and has not committed yet."""
-        with self._lock:
-            log = self._node_log()
-            paths = {}
-            for node in self._live.values():
-                paths[node.id] = node_path_of(node.prefix)
-                changes = self._chunks.get(node.id)
-                if changes is not None and len(changes):
-                    fmt = self._layout(node).key_format
-                    log.updated_chunks[node.id] = changes.touched_coords(fmt)
-        return compose_logs([log], paths)
-
-    def _build_snapshot(
-        self, message: str, metadata: dict[str, Any], parent_id: str | None
-    ) -> tuple[Snapshot, TransactionLog]:
-        log = self._node_log()
-        prefixes = np.array(self._prefixes, dtype=np.uint64)
-        nodes: dict[str, NodeSnapshot] = {}
-        for prefix, node in self._live.items():
-            path = node_path_of(prefix)
-            manifests, split = node.manifests, node.split
-            changes = self._chunks.get(node.id)
-            if node.node_type == "array" and changes is not None and len(changes):
-                manifests, split = self._write_manifests(node, changes, prefixes)
-                log.updated_chunks[node.id] = changes.touched_coords(self._layout(node).key_format)
-            node_type: NodeType = "array" if node.node_type == "array" else "group"
-            nodes[path] = NodeSnapshot(
-                node.id, path, node_type, node.zarr_metadata, manifests, split
-            )
-        snapshot = Snapshot(
-            new_snapshot_id(), parent_id, datetime.now(UTC), message, metadata, nodes
-        )
-        return snapshot, log
-
-    def _split_of(self, node: _Node) -> tuple[int, ...] | None:
-        """Chunks per manifest box the config asks for this array (None: one manifest)."""
-        splitting = self._repo.config.manifest_splitting
-        layout = self._layout(node)
-        if splitting is None:
-            return default_split_sizes(layout.grid_shape)
-        return splitting.split_sizes_for(
-            "/" + node.prefix, layout.dimension_names, layout.key_format.ndim
-        )
-
-    def _write_manifests(
-        self, node: _Node, changes: ArrayChanges, prefixes: np.ndarray
-    ) -> tuple[tuple[ManifestRef, ...], tuple[int, ...] | None]:
-        """New manifests of an array with changes, and the split they follow.
-
-        With a split that the array's manifests already follow, only the boxes holding
-        changed chunks are merged and rewritten; other boxes keep their manifests.
-        Otherwise (first split, a changed policy, a shift or reindex) the array's refs
-        are rewritten whole.
+        Conflict solvers call this when the other side's chunks win.
         """
-        split = self._split_of(node)
-        if split is None:
-            merged = self._effective_manifest(node, prefixes)
-            return self._put_manifests([merged]), None
-        by_cell = node.manifests_by_cell() if node.split == split else None
-        if by_cell is None or changes.override is not None:
-            parts = split_manifest(self._effective_manifest(node, prefixes), split)
-            return self._put_manifests([m for _, m in parts]), split
-        by_cell = dict(by_cell)
-        columns, deleted = changes.to_columns(self._layout(node).key_format, prefixes)
-        merged_cells = []
-        for cell, rows in cell_groups(columns.coords, split):
-            old = by_cell.pop(cell, None)
-            base = None if old is None else self._repo._load_manifest(old.id)
-            part = take_rows(columns, rows)
-            merged_cells.append((cell, merge_changes(base, part, deleted[rows])))
-        new = self._put_manifests([m for _, m in merged_cells])
-        return tuple(sorted((*new, *by_cell.values()), key=lambda r: r.extent)), split
-
-    def _put_manifests(self, manifests: Sequence[ManifestData]) -> tuple[ManifestRef, ...]:
-        """Write the non-empty ``manifests``; their refs, in order."""
-        refs = []
-        for manifest in manifests:
-            if not len(manifest):
-                continue
-            manifest_id = new_snapshot_id()
-            self._storage.put(manifest_key(manifest_id), manifest.encode(self._level))
-            self._repo._cache_manifest(manifest_id, manifest)
-            refs.append(ManifestRef(manifest_id, manifest.extent(), len(manifest)))
-        return tuple(refs)
-
-    def _base_manifest(self, node: _Node) -> ManifestData | None:
-        """The refs the array starts from: a rewrite of this session, or its manifests."""
-        changes = self._chunks.get(node.id)
-        if changes is not None and changes.override is not None:
-            return changes.override
-        if not node.manifests:
-            return None
-        return concat_manifests([self._repo._load_manifest(ref.id) for ref in node.manifests])
-
-    def _effective_manifest(self, node: _Node, prefixes: np.ndarray | None = None) -> ManifestData:
-        """All refs of the array as this session sees them, as one manifest."""
-        base = self._base_manifest(node)
-        changes = self._chunks.get(node.id)
-        if changes is None or not changes.index:
-            return (
-                base if base is not None else ManifestData.empty(self._layout(node).key_format.ndim)
-            )
-        if prefixes is None:
-            prefixes = np.array(self._prefixes, dtype=np.uint64)
-        columns, deleted = changes.to_columns(self._layout(node).key_format, prefixes)
-        return merge_changes(base, columns, deleted)
-
-    # -- used by the store ------------------------------------------------------------
-    def node_count(self) -> int:
-        return len(self._live)
-
-    @staticmethod
-    def validate_key(key: str, *, allow_empty: bool = False) -> str:
-        return validate_store_key(key, allow_empty=allow_empty)
-
-
-def _restore_session(repo: Repository, snapshot_id: str, branch: str | None) -> Session:
-    session = repo.readonly_session(snapshot_id=snapshot_id)
-    session._branch = branch
-    return session
+        self._changes.drop_chunks(self._nodes, node_id, coords)

@@ -1,9 +1,14 @@
-"""IcechunkStore: the Zarr v3 store that reads and writes through a Session."""
+"""IcechunkStore: the Zarr v3 store that reads and writes through a session.
+
+The store adapts zarr's ``Store`` interface to what it needs from a session, spelled
+out as the :class:`StoreBackend` protocol, so this module knows nothing of sessions,
+repositories or files.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Sequence
+from typing import Any, Protocol
 
 from zarr.abc.store import (
     ByteRequest,
@@ -18,10 +23,66 @@ from .batching import CoalescePolicy
 from .errors import ReadOnlyError
 from .keys import validate_store_key
 
-if TYPE_CHECKING:
-    from .session import Session, Window
+__all__ = ["IcechunkStore", "StoreBackend", "Window"]
 
-__all__ = ["IcechunkStore"]
+Window = Callable[[int], tuple[int, int]]  # a value's length -> the byte range wanted
+
+READ_ONLY_MESSAGE = "store was opened in read-only mode and does not support writing"
+
+
+class StoreBackend(Protocol):
+    """What :class:`IcechunkStore` needs from a session.
+
+    Reads take a store key and an optional :data:`Window`; absent keys read as None,
+    malformed ones raise ``InvalidInputError``.
+    """
+
+    @property
+    def read_only(self) -> bool: ...
+
+    @property
+    def is_move_only(self) -> bool:
+        """True for sessions that can only move nodes (their store is read-only)."""
+        ...
+
+    @property
+    def coalescing(self) -> CoalescePolicy:
+        """The default limits of batched reads."""
+        ...
+
+    def check_writable(self) -> None: ...
+
+    def read(self, key: str, window: Window | None = None) -> bytes | None: ...
+
+    async def read_async(self, key: str, window: Window | None = None) -> bytes | None: ...
+
+    def read_many(
+        self,
+        requests: Iterable[tuple[str, Window | None]],
+        *,
+        coalescing: CoalescePolicy | None = None,
+    ) -> list[bytes | None]: ...
+
+    async def read_many_async(
+        self,
+        requests: Iterable[tuple[str, Window | None]],
+        *,
+        coalescing: CoalescePolicy | None = None,
+    ) -> list[bytes | None]: ...
+
+    def size_of(self, key: str) -> int | None: ...
+
+    def write(self, key: str, data: bytes) -> None: ...
+
+    async def write_async(self, key: str, data: bytes) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def delete_prefix(self, prefix: str) -> None: ...
+
+    def list_keys(self, prefix: str = "") -> Iterator[str]: ...
+
+    def list_dir(self, prefix: str) -> Iterator[str]: ...
 
 
 def _window(byte_range: ByteRequest | None) -> Window | None:
@@ -79,7 +140,7 @@ class IcechunkStore(Store):
     supports_partial_writes = False
     supports_consolidated_metadata = False
 
-    def __init__(self, session: Session, *, read_only: bool | None = None) -> None:
+    def __init__(self, session: StoreBackend, *, read_only: bool | None = None) -> None:
         if read_only is None:
             read_only = session.read_only
         elif not read_only and session.read_only:
@@ -88,13 +149,14 @@ class IcechunkStore(Store):
         self._session = session
 
     @property
-    def session(self) -> Session:
+    def session(self) -> Any:
+        """The session this store reads and writes through."""
         return self._session
 
     @property
     def read_only(self) -> bool:
         # a rearrange session commits, but only moves nodes: its store is read-only
-        return self._read_only or self._session.read_only or self._session._rearrange
+        return self._read_only or self._session.read_only or self._session.is_move_only
 
     def __repr__(self) -> str:
         return f"IcechunkStore({self._session!r})"
@@ -204,7 +266,7 @@ class IcechunkStore(Store):
         return _indexed(key, self._session.read_many(requests, coalescing=policy), prototype)
 
     def _ranges_policy(self, max_gap_bytes: int, max_coalesced_bytes: int) -> CoalescePolicy:
-        split = self._session._repo._reader.policy.split_bytes
+        split = self._session.coalescing.split_bytes
         return CoalescePolicy(max_gap_bytes, max_coalesced_bytes, split)
 
     async def exists(self, key: str) -> bool:
@@ -220,8 +282,10 @@ class IcechunkStore(Store):
 
     # -- writes -------------------------------------------------------------------
     def _check_store_writable(self) -> None:
-        self._check_writable()  # zarr's own message for read-only stores
-        self._session._check_writable()
+        if self.read_only:
+            # zarr's message and a ValueError, as zarr's stores raise; also ReadOnlyError
+            raise ReadOnlyError(READ_ONLY_MESSAGE, kind="read-only-store")
+        self._session.check_writable()
 
     async def set(self, key: str, value: Buffer) -> None:
         self._check_store_writable()

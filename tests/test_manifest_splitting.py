@@ -54,7 +54,7 @@ class RecordingStorage(InMemoryStorage):
 
 
 def manifests(repo: ic.Repository, path: str = "/a", branch: str = "main") -> tuple:
-    snapshot = repo._load_snapshot(repo.lookup_branch(branch))
+    snapshot = repo._assets.load_snapshot(repo.lookup_branch(branch))
     return snapshot.nodes[path].manifests
 
 
@@ -310,7 +310,7 @@ def test_split_repository_matches_a_dict_model(ops, size0, size1, resplit) -> No
         assert sum(m.num_refs for m in refs) == len(model)
         if split is None:
             continue
-        node = repo._load_snapshot(repo.lookup_branch("main")).nodes["/a"]
+        node = repo._assets.load_snapshot(repo.lookup_branch("main")).nodes["/a"]
         assert node.split == split
         s0, s1 = split
         cells = set()
@@ -341,7 +341,7 @@ def test_sessions_preload_the_manifests_the_config_selects() -> None:
             future.result(timeout=30)
         return sorted(k for k in storage.reads if k.startswith("manifests/"))
 
-    snapshot = repo._load_snapshot(repo.lookup_branch("main"))
+    snapshot = repo._assets.load_snapshot(repo.lookup_branch("main"))
     ids = {p: snapshot.nodes[p].manifests[0].id for p in ("/time", "/lat", "/temperature")}
     assert open_and_wait() == sorted(f"manifests/{ids[p]}" for p in ("/time", "/lat"))
     only_big = RepositoryConfig(
@@ -365,7 +365,7 @@ def test_sessions_preload_the_manifests_the_config_selects() -> None:
 def test_the_splitting_benchmark_script_runs(capsys: pytest.CaptureFixture[str]) -> None:
     import importlib.util
 
-    path = Path(__file__).resolve().parent.parent / "asv_bench" / "bench_splitting.py"
+    path = Path(__file__).resolve().parent.parent / "asv_bench" / "scripts" / "bench_splitting.py"
     spec = importlib.util.spec_from_file_location("bench_splitting", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -256,8 +256,10 @@ class TestIcechunkStore(StoreTests[IcechunkStore, Buffer]):
             assert obs.to_bytes() == expected.to_bytes()
 
     async def test_exists(self, store: IcechunkStore) -> None:
-        # zarr.json takes only v3 documents, not b"bar"
-        assert not await store.exists("foo")
+        # zarr.json takes only v3 documents, not b"bar"; "foo" can name nothing
+        with pytest.raises(InvalidInputError):
+            await store.exists("foo")
+        assert not await store.exists("foo/zarr.json")
         await store.set("foo/zarr.json", self.buffer_cls.from_bytes(_group_doc()))
         assert await store.exists("foo/zarr.json")
 
@@ -459,8 +461,15 @@ HOSTILE_KEYS = [
 
 
 @pytest.fixture(params=["memory", "local"])
-def session(request: pytest.FixtureRequest, tmp_path: Path) -> Session:
-    return _new_session(tmp_path / "repo" if request.param == "local" else None)
+def repo(request: pytest.FixtureRequest, tmp_path: Path) -> ic.Repository:
+    local = request.param == "local"
+    storage = ic.local_filesystem_storage(tmp_path / "repo") if local else ic.in_memory_storage()
+    return ic.Repository.create(storage)
+
+
+@pytest.fixture
+def session(repo: ic.Repository) -> Session:
+    return repo.writable_session("main")
 
 
 @pytest.mark.parametrize("key", HOSTILE_KEYS, ids=lambda k: repr(k)[:20])
@@ -495,13 +504,29 @@ def test_invalid_key_is_a_value_error(session: Session) -> None:
 async def test_well_formed_absent_keys(session: Session) -> None:
     store = session.store
     proto = default_buffer_prototype()
-    for key in ["zarr.json", "foo/zarr.json", "c/0", "foo/c/0/0", "foo", "k"]:
+    for key in ["zarr.json", "foo/zarr.json", "c/0", "foo/c/0/0", "foo/.zarray"]:
         assert await store.get(key, proto) is None
         assert not await store.exists(key)
         with pytest.raises(FileNotFoundError):
             await store.getsize(key)
         await store.delete(key)  # no-op
     assert not session.has_uncommitted_changes
+
+
+async def test_keys_that_can_name_nothing(session: Session) -> None:
+    """exists/getsize refuse keys that are neither zarr.json nor chunk keys; get reads
+    them as absent, as zarr's store contract asks (``get_sync("nonexistent") is None``)."""
+    store = session.store
+    await store.set("a/zarr.json", Buffer.from_bytes(_array_doc(1)))
+    for key in ["foo", "k", "a/b", "foo/bar"]:
+        with pytest.raises(InvalidInputError) as info:
+            await store.exists(key)
+        assert info.value.kind == "invalid-key"
+        with pytest.raises(InvalidInputError):
+            await store.getsize(key)
+        assert await store.get(key, default_buffer_prototype()) is None
+        await store.delete(key)  # no-op
+    assert not await store.exists("a/c/0")  # a chunk key of an existing array: absent
 
 
 @pytest.mark.parametrize(
@@ -529,13 +554,12 @@ async def test_chunk_outside_grid_rejected(session: Session) -> None:
     await store.set(f"a/c/{SIDE - 1}/0", Buffer.from_bytes(b"\x01"))
 
 
-async def test_readonly_session_store_refuses_writes(session: Session) -> None:
+async def test_readonly_session_store_refuses_writes(repo: ic.Repository, session: Session) -> None:
     store = session.store
     await store.set("zarr.json", Buffer.from_bytes(_group_doc()))
     await store.set("a/zarr.json", Buffer.from_bytes(_array_doc(1)))
     await store.set("a/c/0", Buffer.from_bytes(b"\x07"))
     snapshot_id = session.commit("first")
-    repo = session._repo
     stores = [
         store,  # obtained before the commit
         session.store,
@@ -578,7 +602,9 @@ def test_no_consolidated_metadata(session: Session) -> None:
 
 
 @pytest.mark.parametrize("size", [0, 100, 10_000])
-async def test_large_chunks_byte_ranges_and_commit(session: Session, size: int) -> None:
+async def test_large_chunks_byte_ranges_and_commit(
+    repo: ic.Repository, session: Session, size: int
+) -> None:
     """Values above the inline threshold go to storage as objects; reads still slice."""
     store = session.store
     data = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8).tobytes()
@@ -600,7 +626,7 @@ async def test_large_chunks_byte_ranges_and_commit(session: Session, size: int) 
 
     await check(store)
     session.commit("big chunks")
-    await check(session._repo.readonly_session(branch="main").store)
+    await check(repo.readonly_session(branch="main").store)
 
 
 def _slice(request: Any, size: int) -> tuple[int, int]:
@@ -659,7 +685,9 @@ def test_zarr_hierarchy_state_machine() -> None:
     ],
     ids=["default", "v2-dot", "v2-slash", "default-dot", "sharded"],
 )
-def test_zarr_arrays_roundtrip(session: Session, kwargs: dict[str, Any]) -> None:
+def test_zarr_arrays_roundtrip(
+    repo: ic.Repository, session: Session, kwargs: dict[str, Any]
+) -> None:
     """Arrays written with the zarr API read back, before and after commit."""
     data = np.arange(40 * 30, dtype="float64").reshape(40, 30)
     root = zarr.group(session.store, attributes={"kind": "root"})
@@ -673,7 +701,7 @@ def test_zarr_arrays_roundtrip(session: Session, kwargs: dict[str, Any]) -> None
     scalar[()] = 7
     np.testing.assert_array_equal(zarr.open_array(session.store, path="g/a")[:], expected)
     sid = session.commit("arrays")
-    ro = session._repo.readonly_session(snapshot_id=sid).store
+    ro = repo.readonly_session(snapshot_id=sid).store
     np.testing.assert_array_equal(zarr.open_array(ro, path="g/a", mode="r")[:], expected)
     np.testing.assert_array_equal(
         zarr.open_array(ro, path="g/a", mode="r")[10:20, 3], data[10:20, 3]
