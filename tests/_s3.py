@@ -138,6 +138,7 @@ class FaultProxy:
       dropped unsent until ``heal()``.
 
     ``log`` records ``(method, path, conditional, write_id, outcome)`` per request;
+    ``request_headers`` the headers of each request (names lower-cased);
     ``max_in_flight`` the most requests forwarded at once.
     """
 
@@ -146,6 +147,7 @@ class FaultProxy:
         self.upstream = (host, int(port))
         self.keep_alive = keep_alive
         self.log: list[tuple[str, str, bool, str | None, str]] = []
+        self.request_headers: list[dict[str, str]] = []
         self.max_in_flight = 0
         self._in_flight = 0
         self._drop_after = 0
@@ -237,6 +239,7 @@ class FaultProxy:
         names = {k.lower(): v for k, v in headers}
         conditional, write_id = _conditional_write(method, path, names, body)
         with self._lock:
+            self.request_headers.append(names)
             self.seen += 1
             outage = self._outage
             failure = stall = None

@@ -19,6 +19,8 @@ from icechunk_fast.storage import (
     in_memory_storage,
     local_filesystem_storage,
 )
+from icechunk_fast.storage._counting import CountingStorage
+from icechunk_fast.storage._wrapper import WrapperStorage
 from tests import _azure, _gcs, _s3
 
 BACKENDS: dict[str, Callable[[Path], Storage]] = {
@@ -211,3 +213,34 @@ def test_read_only_memory_storage_refuses_writes() -> None:
     storage.read_only = True
     with pytest.raises(ReadOnlyError):
         storage.put("k", b"v")
+
+
+# -- wrappers ----------------------------------------------------------------------------
+def _storage_methods() -> set[str]:
+    return {n for n in dir(Storage) if not n.startswith("_") and callable(getattr(Storage, n))}
+
+
+@pytest.mark.parametrize("wrapper", [WrapperStorage, CountingStorage])
+def test_wrappers_forward_every_call(wrapper: type[WrapperStorage]) -> None:
+    # a method left to Storage's default would bypass the inner storage's own one
+    assert _storage_methods() <= set(vars(wrapper)) | set(vars(WrapperStorage))
+    inner = in_memory_storage()
+    wrapped = wrapper(inner)
+    wrapped.put("a", b"xyz")
+    assert inner.get("a") == b"xyz" and wrapped.get_range("a", 1, 2) == b"y"
+    assert wrapped.put_if_absent("b", b"1") and not wrapped.put_if_absent("b", b"2")
+    assert list(wrapped.get_ranges([("a", 0, 1), ("b", 0, 1)])) == [b"x", b"1"]
+    assert sorted(wrapped.list()) == ["a", "b"] and wrapped.exists("a")
+    wrapped.delete_many(["a", "b"])
+    assert list(inner.list()) == []
+    assert wrapped == inner and wrapped == wrapper(inner) and repr(wrapped) == repr(inner)
+    assert (wrapped.supports_conditional_writes, wrapped.is_remote) == (True, False)
+
+
+def test_counting_storage_counts_requests_and_bytes() -> None:
+    counting = CountingStorage(in_memory_storage())
+    counting.put("a", b"xyz")
+    counting.get("a")
+    counting.get_ranges([("a", 0, 1), ("a", 1, 3)])
+    stats = counting.stats
+    assert (stats.requests, stats.bytes_written, stats.bytes_read) == (4, 3, 6)

@@ -23,12 +23,12 @@ pytest.importorskip("obstore")
 
 import icechunk_fast as ic
 from icechunk_fast.storage import ObstoreS3Storage
-from icechunk_fast.storage._fsspec import (
-    _is_invalid_range,
-    _is_precondition_failure,
-    _is_transient,
-)
 from icechunk_fast.storage._obstore import _classified
+from icechunk_fast.storage._requests import (
+    is_invalid_range,
+    is_precondition_failure,
+    is_transient,
+)
 from tests import _s3
 
 
@@ -59,14 +59,14 @@ def test_errors_are_classified_from_their_messages() -> None:
         )
     )
     assert (slow.status_code, slow.error_code) == (503, "SlowDown")  # type: ignore[attr-defined]
-    assert _is_transient(slow) and "Debug source" not in str(slow)
+    assert is_transient(slow) and "Debug source" not in str(slow)
     short = _classified(generic("Server returned non-2xx status code: 416 Range Not Satisfiable"))
-    assert _is_invalid_range(short) and not _is_transient(short)
+    assert is_invalid_range(short) and not is_transient(short)
     denied = _classified(generic("Server returned non-2xx status code: 403 Forbidden"))
-    assert not _is_transient(denied)
-    assert _is_transient(_classified(generic("HTTP error: error sending request")))
-    assert _is_precondition_failure(_classified(oe.PreconditionError("412")))
-    assert _is_precondition_failure(_classified(oe.AlreadyExistsError("exists")))
+    assert not is_transient(denied)
+    assert is_transient(_classified(generic("HTTP error: error sending request")))
+    assert is_precondition_failure(_classified(oe.PreconditionError("412")))
+    assert is_precondition_failure(_classified(oe.AlreadyExistsError("exists")))
     assert isinstance(_classified(oe.NotFoundError("gone")), FileNotFoundError)
     assert pickle.loads(pickle.dumps(slow)).status_code == 503  # type: ignore[attr-defined]
 

@@ -17,10 +17,28 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import InvalidInputError
-from ._fsspec import _import_optional
 from ._object_store import ObjectHead, ObjectStoreStorage
+from ._requests import POLICY_ARGUMENTS
+from ._utils import import_optional, reject_unknown_arguments
 
 __all__ = ["AzureStorage", "azure_storage"]
+
+_NO_TOKENS = (
+    "not supported; use account_key, sas_token or connection_string, or leave "
+    "credentials to the environment (AZURE_STORAGE_* variables, DefaultAzureCredential)"
+)
+
+#: Arguments users bring from Icechunk's ``azure_storage`` or from adlfs, and what to
+#: pass instead.
+_ARGUMENT_HINTS = {
+    "access_key": "use account_key=",
+    "account_name": "use account=",
+    "bearer_token": _NO_TOKENS,
+    "credential": _NO_TOKENS,
+    "from_env": "credentials come from the environment when none are given; leave it out",
+    "config": "use connection_string= (it may also name the BlobEndpoint)",
+    "read_only": "the storage is writable; open read-only sessions instead",
+}
 
 
 def _connection_string_field(connection_string: str, field: str) -> str | None:
@@ -42,6 +60,9 @@ class AzureStorage(ObjectStoreStorage):
     client_package = ("adlfs", "azure", "azure_storage")
     write_id_key = "icechunk_write_id"
     repr_fields = ("account",)
+    config_fields = frozenset(
+        {"account", "account_key", "sas_token", "connection_string", "anonymous"}
+    )
 
     @property
     def container(self) -> str:
@@ -55,7 +76,7 @@ class AzureStorage(ObjectStoreStorage):
         return endpoint or f"https://{self._config['account']}.blob.core.windows.net"
 
     def _make_fs(self) -> Any:
-        adlfs = _import_optional(*self.client_package)
+        adlfs = import_optional(*self.client_package)
         c = self._config
         kwargs: dict[str, Any] = {
             "account_name": c["account"],
@@ -118,7 +139,7 @@ class AzureStorage(ObjectStoreStorage):
     ) -> str:
         condition: dict[str, Any] = {"overwrite": False}  # If-None-Match: *
         if expected is not None:
-            from azure.core import MatchConditions
+            from azure.core import MatchConditions  # why: optional, installed with adlfs
 
             condition = {
                 "overwrite": True,
@@ -164,17 +185,21 @@ def azure_storage(
     anonymous
         Unauthenticated requests (public containers).
     **policy
-        The request policy of :class:`FsspecStorage` (``max_concurrent_requests``,
+        The request policy (see :func:`s3_storage`): ``max_concurrent_requests``,
         ``max_tries``, ``initial_backoff``, ``max_backoff``, ``attempt_timeout``,
-        ``connect_timeout``, ``read_timeout``).
+        ``connect_timeout``, ``read_timeout``.
 
     Raises
     ------
+    TypeError
+        An argument not listed here, such as Icechunk's ``access_key`` or
+        ``bearer_token``: it would not be used. The message says what to pass instead.
     InvalidInputError
         An invalid account, container or prefix, or ``anonymous=True`` with credentials.
     ImportError
         adlfs is not installed (``pip install 'icechunk_fast[azure]'``).
     """
+    reject_unknown_arguments("azure_storage", policy, POLICY_ARGUMENTS, _ARGUMENT_HINTS)
     if not account or not isinstance(account, str):
         raise InvalidInputError(f"invalid account name {account!r}")
     if not container or not isinstance(container, str) or "/" in container:

@@ -13,7 +13,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 
-from ..errors import InvalidInputError, NotFoundError
+from ..errors import InvalidInputError, NotFoundError, ReadOnlyError
 
 __all__ = ["ObjectNotFoundError", "Storage", "validate_key"]
 
@@ -131,8 +131,6 @@ class Storage(ABC):
 
     def _check_writable(self) -> None:
         if self.read_only:
-            from ..errors import ReadOnlyError
-
             raise ReadOnlyError(f"{self!r} is read-only", kind="read-only-storage")
 
     # -- async twins: backends with native async I/O override these ----------------

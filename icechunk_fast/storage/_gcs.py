@@ -21,10 +21,30 @@ from typing import Any
 from urllib.parse import quote
 
 from ..errors import InvalidInputError
-from ._fsspec import _import_optional
 from ._object_store import ObjectHead, ObjectStoreStorage
+from ._requests import POLICY_ARGUMENTS
+from ._utils import import_optional, reject_unknown_arguments
 
 __all__ = ["GcsStorage", "gcs_storage"]
+
+_CALLBACKS = "pass a google.auth credentials object as token= (it refreshes itself)"
+
+#: Arguments users bring from Icechunk's ``gcs_storage``, and what to pass instead:
+#: gcsfs takes every kind of credential through its one ``token`` option.
+_ARGUMENT_HINTS = {
+    "service_account_file": "pass the file name as token='/path/to/key.json'",
+    "application_credentials": "pass the file name as token='/path/to/credentials.json'",
+    "service_account_key": "pass the parsed JSON key as token=<dict>",
+    "bearer_token": "pass the access token as token='<the token>'",
+    "from_env": (
+        "credentials come from the environment when token is None (gcsfs's search); "
+        "or pass token='google_default'"
+    ),
+    "get_credentials": _CALLBACKS,
+    "scatter_initial_credentials": _CALLBACKS,
+    "config": "use project= and endpoint_url=",
+    "read_only": "the storage is writable; open read-only sessions instead",
+}
 
 
 class _GcsHttpError(OSError):
@@ -62,10 +82,12 @@ class GcsStorage(ObjectStoreStorage):
     scheme = "gs"
     client_package = ("gcsfs", "gcs", "gcs_storage")
     repr_fields = ("project", "endpoint_url")
+    config_fields = frozenset({"project", "token", "endpoint_url", "anonymous"})
 
     def _make_fs(self) -> Any:
-        _import_optional(*self.client_package)
-        from gcsfs.core import GCSFileSystem  # see the module docs
+        import_optional(*self.client_package)
+        # why: gcsfs is optional (the [gcs] extra); the plain class: see the module docs
+        from gcsfs.core import GCSFileSystem
 
         c = self._config
         kwargs: dict[str, Any] = {"skip_instance_cache": True, "asynchronous": False}
@@ -97,7 +119,7 @@ class GcsStorage(ObjectStoreStorage):
         data: Any = None,
     ) -> tuple[Mapping[str, str], bytes]:
         """One request on gcsfs's session: (reply headers, body); an error reply raises."""
-        import aiohttp
+        import aiohttp  # why: optional, installed with gcsfs (the [gcs] extra)
 
         fs = self._current().fs
         await fs._set_session()
@@ -122,7 +144,7 @@ class GcsStorage(ObjectStoreStorage):
     ) -> dict[str, Any]:
         """A multipart upload (object resource + bytes in one request); returns the
         object resource."""
-        import aiohttp
+        import aiohttp  # why: optional, installed with gcsfs (the [gcs] extra)
 
         resource: dict[str, Any] = {"name": name}
         if metadata:
@@ -216,17 +238,22 @@ def gcs_storage(
     anonymous
         Unauthenticated requests (public buckets, emulators).
     **policy
-        The request policy of :class:`FsspecStorage` (``max_concurrent_requests``,
+        The request policy (see :func:`s3_storage`): ``max_concurrent_requests``,
         ``max_tries``, ``initial_backoff``, ``max_backoff``, ``attempt_timeout``,
-        ``connect_timeout``, ``read_timeout``).
+        ``connect_timeout``, ``read_timeout``.
 
     Raises
     ------
+    TypeError
+        An argument not listed here, such as Icechunk's ``service_account_file`` or
+        ``bearer_token``: it would not be used. The message says which ``token`` to
+        pass instead.
     InvalidInputError
         An invalid bucket name or prefix, or ``anonymous=True`` with a ``token``.
     ImportError
         gcsfs is not installed (``pip install 'icechunk_fast[gcs]'``).
     """
+    reject_unknown_arguments("gcs_storage", policy, POLICY_ARGUMENTS, _ARGUMENT_HINTS)
     if not bucket or not isinstance(bucket, str) or "/" in bucket:
         raise InvalidInputError(f"invalid bucket name {bucket!r}")
     if anonymous and token is not None:

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -22,6 +21,7 @@ from typing import Any
 
 from ..errors import StorageError
 from ._base import ObjectNotFoundError, Storage, validate_key, validate_prefix
+from ._utils import content_version
 
 __all__ = ["LocalFileSystemStorage", "local_filesystem_storage"]
 
@@ -43,10 +43,6 @@ def _read_pool() -> ThreadPoolExecutor:
                 executor = ThreadPoolExecutor(_READ_THREADS, thread_name_prefix="icechunk-read")
                 pool = _pool = (os.getpid(), executor)
     return pool[1]
-
-
-def _version_of(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 class LocalFileSystemStorage(Storage):
@@ -127,7 +123,7 @@ class LocalFileSystemStorage(Storage):
 
     def get_with_version(self, key: str) -> tuple[bytes, str]:
         data = self._read(key)
-        return data, _version_of(data)
+        return data, content_version(data)
 
     def size(self, key: str) -> int:
         try:
@@ -213,7 +209,7 @@ class LocalFileSystemStorage(Storage):
             with self._locked():
                 try:
                     with open(path, "rb") as f:
-                        current: str | None = _version_of(f.read())
+                        current: str | None = content_version(f.read())
                 except FileNotFoundError:
                     current = None
                 if current != expected_version:
@@ -229,7 +225,7 @@ class LocalFileSystemStorage(Storage):
         finally:
             if tmp:
                 os.unlink(tmp)
-        return _version_of(data)
+        return content_version(data)
 
     def delete(self, key: str) -> None:
         self._check_writable()

@@ -6,7 +6,8 @@ pickling as constructor arguments, key-to-object-name mapping, range reads, list
 filtered to our keys, and the conditional write with its lost-reply check. A backend
 supplies a handful of request coroutines (``_read_object``, ``_head_object``,
 ``_list_page``, ``_put_object``, ``_put_object_if``, ``_delete_object``) and the client
-it runs them on (``_make_fs``).
+it runs them on (``_make_fs``). Under it, :class:`._requests.AsyncRequestStorage` runs
+each request: event loop, request limit, timeouts, retries and error translation.
 
 Lost replies
     Every conditional write stores a fresh id in the object's metadata. When a write
@@ -21,21 +22,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import threading
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InvalidInputError, StorageError
 from ._base import ObjectNotFoundError, validate_key, validate_prefix
-from ._fsspec import (
-    FsspecStorage,
-    _clean_prefix,
-    _import_optional,
-    _is_invalid_range,
-    _is_precondition_failure,
-    _RequestPolicy,
-)
+from ._requests import POLICY_ARGUMENTS, AsyncRequestStorage, is_precondition_failure
+from ._utils import clean_prefix, import_optional, reject_unknown_arguments
 
 __all__ = ["ObjectHead", "ObjectStoreStorage"]
 
@@ -49,7 +43,7 @@ class ObjectHead:
     write_id: str | None
 
 
-class ObjectStoreStorage(FsspecStorage):
+class ObjectStoreStorage(AsyncRequestStorage):
     """Objects under ``<bucket>/<prefix>`` of a cloud object store.
 
     Not made directly: see :class:`~icechunk_fast.storage.S3Storage`,
@@ -70,28 +64,25 @@ class ObjectStoreStorage(FsspecStorage):
     write_id_key = "icechunk-write-id"
     #: Config entries shown by the repr and part of equality (never secrets).
     repr_fields: tuple[str, ...] = ()
+    #: The backend's constructor arguments besides the bucket, ``prefix``, ``read_only``
+    #: and the request policy; anything else is refused, never silently ignored.
+    config_fields: frozenset[str] = frozenset()
 
     def __init__(self, **kwargs: Any) -> None:
-        _import_optional(*self.client_package)  # fail now, not at the first request
-        policy_names = set(_RequestPolicy.__dataclass_fields__)
-        policy = {k: v for k, v in kwargs.items() if k in policy_names}
-        config = {k: v for k, v in kwargs.items() if k not in policy_names}
+        fixed = {self.bucket_argument, "prefix", "read_only"}
+        accepted = self.config_fields | POLICY_ARGUMENTS | fixed
+        reject_unknown_arguments(type(self).__name__, kwargs, accepted)
+        import_optional(*self.client_package)  # fail now, not at the first request
+        policy = {k: v for k, v in kwargs.items() if k in POLICY_ARGUMENTS}
+        config = {k: v for k, v in kwargs.items() if k not in POLICY_ARGUMENTS}
+        prefix = clean_prefix(config.get("prefix") or "")
+        super().__init__(read_only=bool(config.get("read_only", False)), **policy)
         self._config = config
         self.bucket: str = config[self.bucket_argument]
-        self.prefix: str = _clean_prefix(config.get("prefix") or "")
+        self.prefix: str = prefix
         self._key_prefix = f"{self.prefix}/" if self.prefix else ""
-        self.read_only = bool(config.get("read_only", False))
         self.supports_conditional_writes = not self.read_only
-        self._read_only_reason = ""
-        self._unsafe = False
-        self._policy = _RequestPolicy(**policy)
-        self._policy_kwargs = policy
-        self._url = None
-        self._given_fs = None
-        self._storage_options = {}
         self._root = f"{self.bucket}/{self.prefix}" if self.prefix else self.bucket
-        self._state_lock = threading.Lock()
-        self._state = None  # the client is made at the first request
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (type(self), {**self._config, **self._policy_kwargs}))
@@ -139,7 +130,7 @@ class ObjectStoreStorage(FsspecStorage):
     ) -> str:
         """Write ``name`` only if absent (``expected=None``) or at version ``expected``,
         with ``write_id`` in its metadata; return the new version. A failed
-        precondition raises (an error :func:`_is_precondition_failure` recognizes)."""
+        precondition raises (an error :func:`._requests.is_precondition_failure` recognizes)."""
         raise NotImplementedError
 
     async def _delete_object(self, name: str) -> None:
@@ -166,22 +157,8 @@ class ObjectStoreStorage(FsspecStorage):
             raise StorageError(f"{self!r} sent no version for {key!r}", kind="storage-error")
         return data, version
 
-    async def _aget_range(self, key: str, start: int, end: int | None) -> bytes:
-        self._object_name(key)
-        if start < 0 or (end is not None and end < 0):
-            raise InvalidInputError(f"negative byte range {start}..{end}")
-        if end is not None and end <= start:
-            await self._asize(key)  # still a not-found error for a missing object
-            return b""
-        try:
-            data = (await self._read(key, start, end))[0]
-        except StorageError as exc:
-            if exc.__cause__ is not None and _is_invalid_range(exc.__cause__):
-                return b""  # the object exists but is shorter than ``start``
-            raise
-        if end is not None and len(data) > end - start:
-            data = data[start:end]  # a server that ignored the Range header sent it all
-        return data
+    async def _aread_range(self, key: str, start: int, end: int | None) -> bytes:
+        return (await self._read(key, start, end))[0]
 
     async def _head(self, key: str) -> ObjectHead | None:
         name = self._object_name(key)
@@ -240,7 +217,7 @@ class ObjectStoreStorage(FsspecStorage):
                 raise
             # a match condition on a missing object: S3 answers 404 rather than 412
         except Exception as exc:
-            if not _is_precondition_failure(exc):
+            if not is_precondition_failure(exc):
                 raise
         # Failed against another writer's object, or against our own (our first write
         # landed, its reply was lost, and the resend found it).

@@ -28,9 +28,10 @@ from datetime import timedelta
 from typing import Any
 
 from ..errors import StorageError
-from ._fsspec import _import_optional, _ProcessState
 from ._object_store import ObjectHead, ObjectStoreStorage
-from ._s3 import check_s3_arguments
+from ._requests import POLICY_ARGUMENTS
+from ._s3_args import S3_ARGUMENT_HINTS, S3_CONFIG_FIELDS, check_s3_arguments
+from ._utils import import_optional, reject_unknown_arguments
 
 __all__ = ["ObstoreS3Storage", "obstore_s3_storage"]
 
@@ -58,7 +59,7 @@ class _ObstoreHttpError(OSError):
 
 def _classified(exc: Exception) -> Exception:
     """An obstore error as one the request policy understands (or itself)."""
-    from obstore import exceptions as oe
+    from obstore import exceptions as oe  # why: obstore is optional (the [obstore] extra)
 
     text = str(exc).split("\n\nDebug source:", 1)[0]  # the rest is a Rust debug dump
     if isinstance(exc, FileNotFoundError | oe.NotFoundError):
@@ -87,18 +88,15 @@ class ObstoreS3Storage(ObjectStoreStorage):
     scheme = "s3"
     client_package = ("obstore", "obstore", "obstore_s3_storage")
     repr_fields = ("region", "endpoint_url")
+    config_fields = S3_CONFIG_FIELDS
 
-    def _install(self, fs: Any) -> None:
-        import fsspec.asyn
-
-        # obstore's coroutines run on any loop; fsspec's is the one the policy's
-        # semaphore and the sync methods already use
-        self._state = _ProcessState(fs, fsspec.asyn.get_loop())
+    # obstore's coroutines run on any loop: the inherited _install puts them on fsspec's,
+    # the one the policy's semaphore and the sync methods already use
 
     def _make_fs(self) -> Any:
         global _runtime_pid
-        _import_optional(*self.client_package)
-        from obstore.store import S3Store
+        import_optional(*self.client_package)
+        from obstore.store import S3Store  # why: obstore is optional (the [obstore] extra)
 
         if _runtime_pid is not None and _runtime_pid != os.getpid():
             raise StorageError(
@@ -139,7 +137,7 @@ class ObstoreS3Storage(ObjectStoreStorage):
 
     async def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """``obstore.<name>(store, *args, **kwargs)``, its errors classified."""
-        import obstore
+        import obstore  # why: obstore is optional (the [obstore] extra)
 
         try:
             return await getattr(obstore, name)(self._current().fs, *args, **kwargs)
@@ -169,7 +167,7 @@ class ObstoreS3Storage(ObjectStoreStorage):
         return ObjectHead(int(meta["size"]), str(meta.get("e_tag") or ""), write_id)
 
     async def _list_page(self, prefix: str, token: str | None) -> tuple[list[str], str | None]:
-        import obstore
+        import obstore  # why: obstore is optional (the [obstore] extra)
 
         # object_store lists whole path segments: list the parent, the caller filters
         parent = prefix.rpartition("/")[0] or None
@@ -257,6 +255,10 @@ def obstore_s3_storage(
 
     Raises
     ------
+    TypeError
+        An argument not listed here, such as Icechunk's ``get_credentials``,
+        ``expires_after`` or ``requester_pays``: it would not be used. The message says
+        what to pass instead.
     InvalidInputError
         Contradictory credential options, or an ``http://`` endpoint without
         ``allow_http=True``.
@@ -264,6 +266,7 @@ def obstore_s3_storage(
         obstore is not installed (``pip install 'icechunk_fast[obstore]'``).
 
     """
+    reject_unknown_arguments("obstore_s3_storage", policy, POLICY_ARGUMENTS, S3_ARGUMENT_HINTS)
     check_s3_arguments(
         bucket,
         endpoint_url,

@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ..errors import InvalidInputError, StorageError
-from ._fsspec import _import_optional
+from ..errors import StorageError
 from ._object_store import ObjectHead, ObjectStoreStorage
+from ._requests import POLICY_ARGUMENTS
+from ._s3_args import S3_ARGUMENT_HINTS, S3_CONFIG_FIELDS, check_s3_arguments
+from ._utils import import_optional, reject_unknown_arguments
 
 __all__ = ["S3Storage", "s3_storage"]
 
@@ -30,9 +32,10 @@ class S3Storage(ObjectStoreStorage):
     scheme = "s3"
     client_package = ("s3fs", "s3", "s3_storage")
     repr_fields = ("region", "endpoint_url")
+    config_fields = S3_CONFIG_FIELDS
 
     def _make_fs(self) -> Any:
-        s3fs = _import_optional(*self.client_package)
+        s3fs = import_optional(*self.client_package)
         c = self._config
         p = self._policy
         config_kwargs: dict[str, Any] = {
@@ -170,18 +173,23 @@ def s3_storage(
     force_path_style
         ``https://host/bucket/key`` addressing instead of virtual-host style.
     **policy
-        The request policy of :class:`FsspecStorage`: ``max_concurrent_requests``
-        (256), ``max_tries`` (8), ``initial_backoff`` (0.1 s), ``max_backoff`` (10 s),
-        ``attempt_timeout`` (None), ``connect_timeout`` (10 s), ``read_timeout`` (60 s).
+        The request policy: ``max_concurrent_requests`` (256), ``max_tries`` (8),
+        ``initial_backoff`` (0.1 s), ``max_backoff`` (10 s), ``attempt_timeout``
+        (None), ``connect_timeout`` (10 s), ``read_timeout`` (60 s).
 
     Raises
     ------
+    TypeError
+        An argument not listed here, such as Icechunk's ``get_credentials``,
+        ``expires_after`` or ``requester_pays``: it would not be used. The message says
+        what to pass instead.
     InvalidInputError
         Contradictory credential options, or an ``http://`` endpoint without
         ``allow_http=True``.
     ImportError
         s3fs is not installed (``pip install 'icechunk_fast[s3]'``).
     """
+    reject_unknown_arguments("s3_storage", policy, POLICY_ARGUMENTS, S3_ARGUMENT_HINTS)
     check_s3_arguments(
         bucket,
         endpoint_url,
@@ -204,66 +212,3 @@ def s3_storage(
         force_path_style=force_path_style,
         **policy,
     )
-
-
-def check_s3_arguments(
-    bucket: str,
-    endpoint_url: str | None,
-    allow_http: bool,
-    access_key_id: str | None,
-    secret_access_key: str | None,
-    session_token: str | None,
-    anonymous: bool | None,
-    from_env: bool | None,
-) -> None:
-    """The argument checks of :func:`s3_storage`, shared with the other S3 clients."""
-    if not bucket or not isinstance(bucket, str) or "/" in bucket:
-        raise InvalidInputError(f"invalid bucket name {bucket!r}")
-    if endpoint_url and endpoint_url.lower().startswith("http://") and not allow_http:
-        raise InvalidInputError(
-            f"endpoint {endpoint_url!r} is plain HTTP; pass allow_http=True to permit it"
-        )
-    has_static = access_key_id is not None or secret_access_key is not None
-    if has_static and (access_key_id is None or secret_access_key is None):
-        raise InvalidInputError("give both access_key_id and secret_access_key")
-    if session_token is not None and not has_static:
-        raise InvalidInputError("session_token needs access_key_id and secret_access_key")
-    if anonymous and (has_static or from_env):
-        raise InvalidInputError("anonymous=True excludes credentials and from_env=True")
-    if from_env and has_static:
-        raise InvalidInputError("from_env=True excludes explicit credentials")
-    if from_env is False and not has_static and not anonymous:
-        raise InvalidInputError(
-            "from_env=False needs credentials (access_key_id, secret_access_key) or anonymous=True"
-        )
-
-
-_S3_URL_OPTIONS = {
-    "endpoint_url": "endpoint_url",
-    "key": "access_key_id",
-    "secret": "secret_access_key",
-    "token": "session_token",
-    "anon": "anonymous",
-    "region": "region",
-    "force_path_style": "force_path_style",
-    "allow_http": "allow_http",
-}
-
-
-def s3_from_url(
-    url: str, options: dict[str, Any], read_only: bool, policy: dict[str, Any]
-) -> S3Storage:
-    """:func:`~icechunk_fast.storage.fsspec_storage` for an ``s3://`` URL."""
-    unknown = sorted(set(options) - set(_S3_URL_OPTIONS))
-    if unknown:
-        raise InvalidInputError(
-            f"fsspec_storage({url!r}) takes only {sorted(_S3_URL_OPTIONS)} for S3, "
-            f"not {unknown}; use s3_storage(...), or pass an s3fs filesystem instance "
-            "(which has no conditional writes)"
-        )
-    bucket, _, prefix = url.split("://", 1)[1].partition("/")
-    kwargs = {_S3_URL_OPTIONS[k]: v for k, v in options.items()}
-    storage = s3_storage(bucket=bucket, prefix=prefix, **kwargs, **policy)
-    if read_only:
-        storage._set_read_only()
-    return storage
