@@ -26,8 +26,7 @@ from .format.repo_info import REPO_INFO_KEY, RepoInfo
 from .format.snapshot import Snapshot, snapshot_key
 from .format.transaction_log import TransactionLog, transaction_log_key
 from .reads import ChunkReader
-from .stats import CountingStorage, RepositoryStats
-from .storage import ObjectNotFoundError, Storage
+from .storage import CountingStorage, ObjectNotFoundError, RepositoryStats, Storage
 
 __all__ = ["AssetManager"]
 

@@ -82,7 +82,7 @@ class DiskTier:
         if self._cache is None or self._pid != pid:  # a forked child opens its own
             with self._lock:
                 if self._cache is None or self._pid != pid:
-                    import diskcache
+                    import diskcache  # only repositories with a disk tier pay for it
 
                     os.makedirs(self.directory, exist_ok=True)
                     self._cache = diskcache.Cache(

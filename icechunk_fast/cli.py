@@ -49,6 +49,7 @@ def cmd_tags(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    # only the demo needs these: the other verbs start without paying for their import
     import numpy as np
     import zarr
 

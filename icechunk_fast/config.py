@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
-from .errors import InvalidInputError
-from .format._json import dumps, loads
-from .format.envelope import ObjectType, decode_object, encode_object
+from .batching import CoalescePolicy
+from .cache import default_disk_cache_dir
+from .errors import FormatError, InvalidInputError
+from .format.config import CONFIG_KEY, decode_config_document, encode_config_document
 from .manifest_policy import (
     ManifestPreloadCondition,
     ManifestPreloadConfig,
@@ -21,11 +22,10 @@ from .manifest_policy import (
     ManifestSplitDimCondition,
     ManifestSplittingConfig,
 )
-
-if TYPE_CHECKING:
-    from .batching import CoalescePolicy
+from .packs import DEFAULT_PACK_TARGET_BYTES
 
 __all__ = [
+    "CONFIG_KEY",
     "CachingConfig",
     "CompressionConfig",
     "ManifestConfig",
@@ -37,7 +37,6 @@ __all__ = [
     "RepositoryConfig",
 ]
 
-CONFIG_KEY = "config"
 
 DEFAULT_INLINE_THRESHOLD = 512
 DEFAULT_MAX_CONCURRENT_REQUESTS = 256
@@ -260,8 +259,6 @@ class RepositoryConfig(_Mergeable):
 
     @property
     def pack_target_bytes(self) -> int:
-        from .packs import DEFAULT_PACK_TARGET_BYTES
-
         size = self.chunk_pack_target_bytes
         return DEFAULT_PACK_TARGET_BYTES if size is None else int(size)
 
@@ -280,8 +277,6 @@ class RepositoryConfig(_Mergeable):
         By default reads are split only on remote storage: a local disk serves one
         large range at full speed, and joining the parts would only add a copy.
         """
-        from .batching import CoalescePolicy
-
         defaults = CoalescePolicy()
         gap, most, split = (
             self.read_coalesce_gap_bytes,
@@ -303,8 +298,6 @@ class RepositoryConfig(_Mergeable):
 
     def disk_tier_settings(self, remote: bool) -> tuple[str, int, bool, bool] | None:
         """``(directory, bytes, metadata, chunks)`` of the disk tier, or None if off."""
-        from .cache import default_disk_cache_dir
-
         c = self.caching or CachingConfig()
         size = DEFAULT_DISK_CACHE_BYTES if c.disk_cache_bytes is None else int(c.disk_cache_bytes)
         metadata = remote if c.disk_cache_metadata is None else bool(c.disk_cache_metadata)
@@ -314,16 +307,14 @@ class RepositoryConfig(_Mergeable):
         return c.disk_cache_dir or default_disk_cache_dir(), size, metadata, chunks
 
     def encode(self) -> bytes:
-        return encode_object(ObjectType.CONFIG, dumps(self.to_dict()))
+        return encode_config_document(self.to_dict())
 
     @classmethod
     def decode(cls, data: bytes) -> RepositoryConfig:
-        doc = loads(decode_object(data, ObjectType.CONFIG, "config"), "config")
+        doc = decode_config_document(data)
         try:
             return cls.from_dict(doc)
         except (TypeError, ValueError, InvalidInputError) as exc:
-            from .errors import FormatError
-
             raise FormatError(f"corrupt config: {exc}") from exc
 
 

@@ -33,7 +33,7 @@ _PURE_ENV = "ICECHUNK_FAST_PURE_PYTHON"
 def _select() -> tuple[ModuleType, bool]:
     if os.environ.get(_PURE_ENV, "").strip().lower() in {"1", "true", "yes"}:
         return _kernels_py, False
-    try:
+    try:  # the compiled module may be absent (a source checkout): fall back at runtime
         from . import _kernels
     except ImportError as exc:
         warnings.warn(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from .batching import CoalescePolicy, ReadPlan, plan_reads
 from .cache import ByteLRU, DiskTier
 from .errors import FormatError
-from .stats import CountingStorage
+from .storage import CountingStorage
 
 __all__ = ["ChunkReader", "check_length"]
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from . import history, rearrange
+from . import history, listing, rearrange
 from .assets import AssetManager
 from .batching import CoalescePolicy
 from .changeset import ChangeSet
@@ -31,10 +31,11 @@ from .diff import Diff, combine_logs, compose_logs
 from .errors import ConflictError, InvalidInputError, ReadOnlyError, SessionStateError
 from .flush import build_snapshot
 from .format.ids import ChunkIdAllocator
-from .format.manifest import INLINE, NATIVE, TOMBSTONE, VIRTUAL, ManifestData
+from .format.manifest import VIRTUAL, ManifestData
 from .format.snapshot import ManifestRef, Snapshot
-from .keys import METADATA_NAME, join_key, metadata_key, metadata_prefix, node_path_of
-from .manifest import ChunkLocation, chunk_key, lookup_row, resolve
+from .keys import join_key, metadata_prefix, node_path_of
+from .lookup import Located, check_absent_key, locate_in, resolve_key
+from .manifest import ChunkLocation, chunk_key
 from .nodes import Node, NodeTable
 from .packs import PackWriter
 from .reads import check_length
@@ -42,30 +43,6 @@ from .records import ChunkType, SessionMode
 from .store import IcechunkStore, Window
 
 __all__ = ["Session"]
-
-Located = bytes | ChunkLocation | None
-# zarr probes these when it guesses a hierarchy's format; they are absent, not invalid
-_V2_METADATA_NAMES = frozenset({".zarray", ".zgroup", ".zattrs", ".zmetadata"})
-
-
-def _locate_in(manifest: ManifestData, coords: tuple[int, ...]) -> Located:
-    row = lookup_row(manifest, coords)
-    if row < 0:
-        return None
-    loc = resolve(manifest, row)
-    return loc.data if loc.kind == INLINE else loc
-
-
-def _check_key_shape(key: str) -> None:
-    """Refuse a key that can be neither metadata nor a chunk of any array."""
-    if key.rpartition("/")[2] in _V2_METADATA_NAMES:
-        return
-    if key == "c" or key.startswith("c/") or key.endswith("/c") or "/c/" in key:
-        return  # a chunk key of an array that does not exist (yet): absent
-    raise InvalidInputError(
-        f"invalid key {key!r}: neither a zarr.json document nor a chunk key of an array",
-        kind="invalid-key",
-    )
 
 
 class Session:
@@ -236,41 +213,13 @@ class Session:
 
     # -- key resolution ----------------------------------------------------------------
     def _resolve(self, key: str) -> tuple[Located, Sequence[ManifestRef], tuple[int, ...]]:
-        """What ``key`` holds as far as memory knows: ``(value, manifests, coords)``.
-
-        ``value`` is final when ``manifests`` is empty; otherwise the chunk at
-        ``coords`` is in one of ``manifests`` or absent.
-        """
-        prefix = metadata_prefix(key)
-        if prefix is not None:
-            node = self._nodes.live.get(prefix)
-            return (None if node is None else node.zarr_metadata), (), ()
-        found = self._nodes.find_chunk(key)
-        if found is None:
-            return None, (), ()
-        node, part, coords = found
-        if coords is None:
-            return None, (), ()
-        changes = self._changes.chunks.get(node.id)
-        if changes is not None:
-            change = changes.reads(part)
-            if change is not None:
-                kind, source, seq, offset, length = change
-                if kind == TOMBSTONE:
-                    return None, (), ()
-                if kind == INLINE:
-                    return bytes(changes.inline[offset : offset + length]), (), ()
-                loc = ChunkLocation(NATIVE, chunk_key(self._prefixes[source], seq), offset, length)
-                return loc, (), ()
-            if changes.override is not None:
-                return _locate_in(changes.override, coords), (), ()
-        return None, node.manifests_for(coords), coords
+        return resolve_key(self._nodes, self._changes, self._prefixes, key)
 
     def _locate(self, key: str) -> Located:
         """Metadata bytes, inline chunk bytes, a chunk location, or None if absent."""
         value, refs, coords = self._resolve(key)
         for ref in refs:
-            found = _locate_in(self._assets.load_manifest(ref.id), coords)
+            found = locate_in(self._assets.load_manifest(ref.id), coords)
             if found is not None:
                 return found
         return value
@@ -279,7 +228,7 @@ class Session:
         """:meth:`_locate` with manifest misses awaited."""
         value, refs, coords = self._resolve(key)
         for ref in refs:
-            found = _locate_in(await self._assets.load_manifest_async(ref.id), coords)
+            found = locate_in(await self._assets.load_manifest_async(ref.id), coords)
             if found is not None:
                 return found
         return value
@@ -404,7 +353,7 @@ class Session:
         located: list[Located] = []
         for value, refs, coords in resolved:
             for ref in refs:
-                found = _locate_in(loaded[ref.id], coords)
+                found = locate_in(loaded[ref.id], coords)
                 if found is not None:
                     value = found
                     break
@@ -446,21 +395,9 @@ class Session:
         loc = self._locate(key)
         if loc is None:
             if metadata_prefix(key) is None:
-                self._check_absent_key(key)
+                check_absent_key(self._nodes, key)
             return None
         return len(loc) if isinstance(loc, bytes) else loc.length
-
-    def _check_absent_key(self, key: str) -> None:
-        """Refuse an absent key that could never hold anything."""
-        if key.rpartition("/")[2] in _V2_METADATA_NAMES:
-            return
-        found = self._nodes.find_chunk(key)
-        if found is None:
-            _check_key_shape(key)
-        elif found[2] is None:
-            raise InvalidInputError(
-                f"invalid chunk key {key!r} for array /{found[0].prefix}", kind="invalid-key"
-            )
 
     # -- writes ------------------------------------------------------------------------
     def _chunk_target(self, key: str) -> tuple[Node, str]:
@@ -609,77 +546,18 @@ class Session:
         prefixes = np.array(self._prefixes, dtype=np.uint64)
         return self._changes.effective_manifest(node, self._assets.load_manifest, prefixes)
 
-    def _array_chunk_parts(self, node: Node) -> list[str]:
-        fmt = node.array_layout().key_format
-        changes = self._changes.chunks.get(node.id)
-        base = self._changes.base_manifest(node, self._assets.load_manifest)
-        parts: list[str] = [] if base is None else fmt.format_many(base.coords)
-        if changes is not None:
-            touched = changes.index
-            parts = [p for p in parts if p not in touched]
-            parts.extend(changes.written_keys())
-        return parts
-
     def _chunk_keys_under(self, prefix: str) -> Iterator[str]:
-        for node in self._nodes:
-            if not node.is_array:
-                continue
-            base = join_key(node.prefix, "")
-            if not (base.startswith(prefix) or prefix.startswith(base)):
-                continue
-            for part in self._array_chunk_parts(node):
-                key = join_key(node.prefix, part)
-                if key.startswith(prefix):
-                    yield key
+        return listing.chunk_keys_under(
+            self._nodes, self._changes, self._assets.load_manifest, prefix
+        )
 
     def list_keys(self, prefix: str = "") -> Iterator[str]:
         """Every key starting with ``prefix``: metadata documents, then chunks."""
-        for node in self._nodes:
-            key = metadata_key(node.prefix)
-            if key.startswith(prefix):
-                yield key
-        yield from self._chunk_keys_under(prefix)
+        return listing.list_keys(self._nodes, self._changes, self._assets.load_manifest, prefix)
 
     def list_dir(self, prefix: str) -> Iterator[str]:
         """Names directly under directory ``prefix``, from the node table."""
-        prefix = prefix.rstrip("/")
-        names: set[str] = set()
-        for node in self._nodes:
-            if node.prefix == prefix:
-                names.add(METADATA_NAME)
-                if node.is_array:
-                    fmt = node.array_layout().key_format
-                    if fmt.default:
-                        if self._array_has_chunks(node):
-                            names.add("c")
-                    else:
-                        names.update(p.split("/")[0] for p in self._array_chunk_parts(node))
-            elif not prefix or node.prefix.startswith(prefix + "/"):
-                rest = node.prefix[len(prefix) + 1 :] if prefix else node.prefix
-                names.add(rest.split("/")[0])
-        # a directory inside an array's chunk space, like "a/c" or "a/c/1"
-        inside = prefix + "/"
-        for node in self._nodes:
-            if (
-                node.is_array
-                and prefix != node.prefix
-                and inside.startswith(join_key(node.prefix, ""))
-            ):
-                for part in self._array_chunk_parts(node):
-                    key = join_key(node.prefix, part)
-                    if key.startswith(inside):
-                        names.add(key[len(inside) :].split("/")[0])
-        yield from sorted(names)
-
-    def _array_has_chunks(self, node: Node) -> bool:
-        changes = self._changes.chunks.get(node.id)
-        if changes is None or not len(changes):
-            return any(ref.num_refs for ref in node.manifests)
-        if changes.override is not None and not changes.index:
-            return len(changes.override) > 0
-        if changes.written_keys():
-            return True
-        return bool(self._array_chunk_parts(node))
+        return listing.list_dir(self._nodes, self._changes, self._assets.load_manifest, prefix)
 
     # -- commit ------------------------------------------------------------------------
     def _prepare_publish(

@@ -1,8 +1,7 @@
-"""Per-repository I/O statistics: a re-export of :mod:`.storage._counting`, where the
-counting storage wrapper now lives next to the other storages."""
+"""Per-repository I/O statistics (the counters live with the counting storage wrapper)."""
 
 from __future__ import annotations
 
-from .storage._counting import CountingStorage, RepositoryStats
+from .storage import CountingStorage, RepositoryStats
 
 __all__ = ["CountingStorage", "RepositoryStats"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from ._azure import AzureStorage, azure_storage
 from ._base import ObjectNotFoundError, Storage, validate_key
+from ._counting import CountingStorage, RepositoryStats
 from ._factories import fsspec_storage, http_storage
 from ._fsspec import FsspecStorage
 from ._gcs import GcsStorage, gcs_storage
@@ -19,17 +20,21 @@ from ._local import LocalFileSystemStorage, local_filesystem_storage
 from ._memory import InMemoryStorage, in_memory_storage
 from ._obstore import ObstoreS3Storage, obstore_s3_storage
 from ._s3 import S3Storage, s3_storage
+from ._wrapper import WrapperStorage
 
 __all__ = [
     "AzureStorage",
+    "CountingStorage",
     "FsspecStorage",
     "GcsStorage",
     "InMemoryStorage",
     "LocalFileSystemStorage",
     "ObjectNotFoundError",
     "ObstoreS3Storage",
+    "RepositoryStats",
     "S3Storage",
     "Storage",
+    "WrapperStorage",
     "azure_storage",
     "fsspec_storage",
     "gcs_storage",
