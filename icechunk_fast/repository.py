@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from .assets import AssetManager
 from .config import CONFIG_KEY, RepositoryConfig
@@ -43,6 +44,8 @@ from .store import IcechunkStore
 __all__ = ["Repository"]
 
 T = TypeVar("T")
+S = TypeVar("S")
+P = ParamSpec("P")
 
 
 def _now() -> datetime:
@@ -62,13 +65,30 @@ INITIAL_MESSAGE = "Repository initialized"
 MAIN = "main"
 
 
-def _async_twin(method: Callable[..., T], name: str) -> Callable[..., Any]:
-    async def twin(self: Any, *args: Any, **kwargs: Any) -> T:
+def _async_twin(
+    method: Callable[Concatenate[S, P], T], name: str
+) -> Callable[Concatenate[S, P], Coroutine[Any, Any, T]]:
+    """An async method that runs ``method`` in a worker thread, with its signature."""
+
+    async def twin(self: S, *args: P.args, **kwargs: P.kwargs) -> T:
         return await asyncio.to_thread(method, self, *args, **kwargs)
 
     twin.__name__ = twin.__qualname__ = f"{name}_async"
     twin.__doc__ = f"Async twin of :meth:`{name}` (runs it in a worker thread)."
     return twin
+
+
+# what a repository (or a crashed attempt to create one) leaves in its storage
+_REPOSITORY_KEYS = (REPO_INFO_KEY, CONFIG_KEY)
+_REPOSITORY_PREFIXES = ("snapshots/", "manifests/", "transactions/", "chunks/")
+
+
+def _first_foreign_object(storage: Storage) -> str | None:
+    """The first object in ``storage`` that no repository would have written, or None."""
+    for key in storage.list(""):
+        if key not in _REPOSITORY_KEYS and not key.startswith(_REPOSITORY_PREFIXES):
+            return key
+    return None
 
 
 def _resolve_spec_version(spec_version: SpecVersion | int | None) -> int:
@@ -112,6 +132,8 @@ class Repository:
         ------
         AlreadyExistsError
             ``storage`` already holds a repository.
+        InvalidInputError
+            ``storage`` holds objects that are not part of a repository.
         """
         cls._check_storage(storage)
         version = _resolve_spec_version(spec_version)
@@ -119,6 +141,13 @@ class Repository:
             raise AlreadyExistsError(
                 f"{storage!r} already holds a repository; use Repository.open",
                 kind="repository-already-exists",
+            )
+        foreign = _first_foreign_object(storage)
+        if foreign is not None:
+            raise InvalidInputError(
+                f"{storage!r} is not empty (it holds {foreign!r}, which is not part of a "
+                "repository); create the repository in an empty location",
+                kind="storage-not-empty",
             )
         effective = RepositoryConfig.default().merge(config)
         if config is not None:
@@ -210,10 +239,16 @@ class Repository:
 
     @property
     def config(self) -> RepositoryConfig:
-        return self._config
+        """A copy of this repository's effective config.
+
+        Changing the copy changes nothing; pass it to :meth:`reopen` (and then
+        :meth:`save_config`) to use it.
+        """
+        return copy.deepcopy(self._config)
 
     @property
     def storage(self) -> Storage:
+        """The storage this repository lives in."""
         return self._storage
 
     def stats(self) -> RepositoryStats:
@@ -226,6 +261,7 @@ class Repository:
 
     @property
     def spec_version(self) -> int:
+        """The format spec version the repository was created with (1 or 2)."""
         return self._spec_version
 
     def __repr__(self) -> str:
