@@ -11,6 +11,7 @@ only here, and every request is counted in one :class:`RepositoryStats`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -68,6 +69,8 @@ class AssetManager:
             self._disk if disk_chunks else None,
             config.read_coalescing(remote=storage.is_remote),
         )
+        # without chunk caches a chunk read is one ranged GET: bind it directly
+        self.read_chunk = self.reader.read if self.reader.caches else self.storage.get_range
         # manifest fetches in flight, so concurrent readers of one array share a GET
         self._inflight: dict[tuple[int, str], asyncio.Task[ManifestData]] = {}
 
@@ -79,12 +82,25 @@ class AssetManager:
         return f"<AssetManager {self.user_storage!r}>"
 
     # -- statistics ------------------------------------------------------------------
+    def _memory_caches(self) -> list[ByteLRU[Any]]:
+        lrus: list[ByteLRU[Any]] = [self._manifests, self._snapshots]
+        if self.reader.memory is not None:
+            lrus.append(self.reader.memory)
+        return lrus
+
     def stats(self) -> RepositoryStats:
-        """The live counters (callers copy them)."""
-        return self.storage.stats
+        """A copy of the counters: requests from the storage wrapper, memory-cache
+        lookups from the caches themselves (which count them under their own lock)."""
+        stats = dataclasses.replace(self.storage.stats)
+        lrus = self._memory_caches()
+        stats.memory_hits = sum(lru.hits for lru in lrus)
+        stats.memory_misses = sum(lru.misses for lru in lrus)
+        return stats
 
     def reset_stats(self) -> None:
         self.storage.reset()
+        for lru in self._memory_caches():
+            lru.reset_counts()
 
     @property
     def coalescing(self) -> CoalescePolicy:
@@ -190,11 +206,6 @@ class AssetManager:
             await asyncio.to_thread(disk.put, key, data)
         return value
 
-    def _from_memory(self, lru: ByteLRU[T], key: str) -> T | None:
-        value = lru.get(key)
-        self.storage.bump("memory_hits" if value is not None else "memory_misses")
-        return value
-
     def load_snapshot(self, snapshot_id: str) -> Snapshot:
         """The snapshot ``snapshot_id``.
 
@@ -203,7 +214,7 @@ class AssetManager:
         SnapshotNotFoundError
             No such snapshot object.
         """
-        cached = self._from_memory(self._snapshots, snapshot_id)
+        cached = self._snapshots.get(snapshot_id)
         if cached is not None:
             return cached
         try:
@@ -223,7 +234,7 @@ class AssetManager:
 
     def load_manifest(self, manifest_id: str) -> ManifestData:
         """The manifest ``manifest_id``, from the caches or the storage."""
-        cached = self._from_memory(self._manifests, manifest_id)
+        cached = self._manifests.get(manifest_id)  # the hot path: one call, one lock
         if cached is not None:
             return cached
         manifest = self._fetch(
@@ -237,7 +248,7 @@ class AssetManager:
 
         Concurrent misses of one manifest on one event loop share a single fetch.
         """
-        cached = self._from_memory(self._manifests, manifest_id)
+        cached = self._manifests.get(manifest_id)
         if cached is not None:
             return cached
         loop = asyncio.get_running_loop()
@@ -298,9 +309,8 @@ class AssetManager:
     async def put_chunk_async(self, key: str, data: bytes) -> None:
         await self.storage.put_async(key, data)
 
-    def read_chunk(self, key: str, start: int, end: int) -> bytes:
-        """Bytes ``[start, end)`` of chunk object ``key``, through the chunk caches."""
-        return self.reader.read(key, start, end)
+    read_chunk: Callable[[str, int, int], bytes]
+    """Bytes ``[start, end)`` of chunk object ``key``, through the chunk caches."""
 
     async def read_chunk_async(self, key: str, start: int, end: int) -> bytes:
         """Async twin of :meth:`read_chunk`; misses are awaited."""

@@ -27,15 +27,24 @@ class ByteLRU(Generic[V]):
         self._items: OrderedDict[str, tuple[V, int]] = OrderedDict()
         self._used = 0
         self._lock = threading.Lock()
+        # lookups since creation or reset_counts(): read by the repository's statistics
+        self.hits = 0
+        self.misses = 0
 
     def get(self, key: str) -> V | None:
-        """The value of ``key`` (now the most recently used), or None."""
+        """The value of ``key`` (now the most recently used), or None; counted."""
         with self._lock:
             item = self._items.get(key)
             if item is None:
+                self.misses += 1
                 return None
             self._items.move_to_end(key)
+            self.hits += 1
             return item[0]
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self.hits = self.misses = 0
 
     def peek(self, key: str) -> V | None:
         """The value of ``key`` without touching its recency, or None."""

@@ -114,6 +114,11 @@ class ChunkKeyFormat:
             return "" if self.ndim else "0"
         return "c" + self.separator if self.ndim else "c"
 
+    @property
+    def grammar(self) -> re.Pattern[str]:
+        """The regular expression of one chunk key (compiled once per format)."""
+        return _grammar(self.ndim, self.separator, self.default)
+
     def parse_one(self, part: str) -> tuple[int, ...] | None:
         """Coordinates of one chunk key, or None if ``part`` is not a valid key."""
         match = _grammar(self.ndim, self.separator, self.default).fullmatch(part)

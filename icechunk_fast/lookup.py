@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from . import kernels
 from .changeset import ChangeSet
 from .errors import InvalidInputError
 from .format.manifest import INLINE, NATIVE, TOMBSTONE, ManifestData
 from .format.snapshot import ManifestRef
 from .keys import metadata_prefix
-from .manifest import ChunkLocation, chunk_key, lookup_row, resolve
+from .manifest import ChunkLocation, chunk_key, resolve
 from .nodes import NodeTable
 
 __all__ = ["Located", "check_absent_key", "locate_in", "resolve_key"]
@@ -65,9 +66,15 @@ def resolve_key(nodes: NodeTable, changes: ChangeSet, prefixes: list[int], key: 
 
 def locate_in(manifest: ManifestData, coords: tuple[int, ...]) -> Located:
     """The chunk at ``coords`` in ``manifest``: inline bytes, a location, or None."""
-    row = lookup_row(manifest, coords)
+    table = manifest.coords
+    if table.shape[0] == 0 or table.shape[1] != len(coords):
+        return None
+    row = kernels.lookup_one(table, coords)
     if row < 0:
         return None
+    if manifest.kind[row] == NATIVE:  # the common case, inline
+        key = chunk_key(int(manifest.prefixes[manifest.source[row]]), int(manifest.seq[row]))
+        return ChunkLocation(NATIVE, key, int(manifest.offset[row]), int(manifest.length[row]))
     loc = resolve(manifest, row)
     return loc.data if loc.kind == INLINE else loc
 

@@ -6,6 +6,7 @@ ref a single ``get`` asks for.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,8 +31,9 @@ __all__ = [
 ]
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def chunk_key(prefix: int, seq: int) -> str:
-    """Storage key of a native chunk object."""
+    """Storage key of a native chunk object (cached: a pack's chunks share one)."""
     return f"chunks/{chunk_object_name(prefix, seq)}"
 
 

@@ -9,8 +9,9 @@ coordinates; it records nothing about what changed (that is the change set's job
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import InvalidInputError
@@ -28,6 +29,15 @@ class ArrayLayout:
     key_format: ChunkKeyFormat
     grid_shape: tuple[int, ...] | None  # None: not a regular grid, bounds unchecked
     dimension_names: tuple[str | None, ...] | None = None
+    grammar: re.Pattern[str] = field(init=False)  # the key format's, at hand
+
+    def __post_init__(self) -> None:
+        self.grammar = self.key_format.grammar
+
+    def parse(self, part: str) -> tuple[int, ...] | None:
+        """Coordinates of chunk key part ``part``, or None if it is not one."""
+        match = self.grammar.fullmatch(part)
+        return None if match is None else tuple(map(int, match.groups()))
 
 
 @dataclass(slots=True)
@@ -71,21 +81,29 @@ class Node:
         return self.by_cell
 
     def manifests_for(self, coords: tuple[int, ...]) -> Sequence[ManifestRef]:
-        """The manifests whose extent holds ``coords`` (at most one if split)."""
-        by_cell = self.manifests_by_cell()
+        """The manifests that may hold the chunk at ``coords`` (at most one if split).
+
+        Only a box lookup or an extent filter: whether the chunk is really there is the
+        manifest's own (binary-search) answer.
+        """
+        manifests = self.manifests
+        if len(manifests) <= 1 and self.split is None:
+            return manifests
+        by_cell = self.by_cell if self.by_cell is not None else self.manifests_by_cell()
         if by_cell is None:
             return [
                 ref
-                for ref in self.manifests
+                for ref in manifests
                 if all(lo <= c < hi for c, (lo, hi) in zip(coords, ref.extent, strict=True))
             ]
         split = self.split or ()
-        ref = by_cell.get(tuple(c // s if s > 0 else 0 for c, s in zip(coords, split, strict=True)))
-        if ref is None or not all(
-            lo <= c < hi for c, (lo, hi) in zip(coords, ref.extent, strict=True)
-        ):
-            return ()
-        return (ref,)
+        if len(coords) == 1:
+            ref = by_cell.get((coords[0] // split[0] if split[0] > 0 else 0,))
+        else:
+            ref = by_cell.get(
+                tuple(c // s if s > 0 else 0 for c, s in zip(coords, split, strict=True))
+            )
+        return () if ref is None else (ref,)
 
 
 def parse_metadata(data: bytes) -> dict[str, Any]:
@@ -185,7 +203,7 @@ class NodeTable:
             head, part = (key[:cut], key[cut + 1 :]) if cut >= 0 else ("", key)
             node = live.get(head)
             if node is not None and node.node_type == "array":
-                coords = node.array_layout().key_format.parse_one(part)
+                coords = (node.layout or node.array_layout()).parse(part)
                 if coords is not None:
                     return node, part, coords
                 fallback = node, part, None

@@ -72,7 +72,7 @@ class ChunkReader:
         policy: CoalescePolicy,
     ) -> None:
         self._io = io
-        self._memory = memory
+        self.memory = memory
         self.disk = disk
         self.policy = policy
         self.caches = memory is not None or disk is not None
@@ -114,15 +114,11 @@ class ChunkReader:
         return hit
 
     def _in_memory(self, cache_key: str) -> bytes | None:
-        memory = self._memory
-        if memory is None:
-            return None
-        hit = memory.get(cache_key)
-        self._io.bump("memory_hits" if hit is not None else "memory_misses")
-        return hit
+        memory = self.memory
+        return None if memory is None else memory.get(cache_key)  # the cache counts it
 
     def _on_disk(self, cache_key: str, want: int) -> bytes | None:
-        memory = self._memory
+        memory = self.memory
         disk = self.disk
         if disk is not None:
             stored = disk.get(cache_key)
@@ -137,8 +133,8 @@ class ChunkReader:
     def _remember(self, cache_key: str, data: bytes, want: int) -> None:
         if self.disk is not None and len(data) == want:
             self.disk.put(cache_key, data)
-        if self._memory is not None:
-            self._memory.put(cache_key, data)
+        if self.memory is not None:
+            self.memory.put(cache_key, data)
 
     # -- batches ---------------------------------------------------------------------
     def read_many(

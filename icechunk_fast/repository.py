@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import dataclasses
 import json
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
@@ -253,7 +252,7 @@ class Repository:
 
     def stats(self) -> RepositoryStats:
         """A copy of this repository object's I/O and cache counters."""
-        return dataclasses.replace(self._assets.stats())
+        return self._assets.stats()
 
     def reset_stats(self) -> None:
         """Start the counters of :meth:`stats` again from zero."""

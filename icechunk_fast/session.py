@@ -31,7 +31,7 @@ from .diff import Diff, combine_logs, compose_logs
 from .errors import ConflictError, InvalidInputError, ReadOnlyError, SessionStateError
 from .flush import build_snapshot
 from .format.ids import ChunkIdAllocator
-from .format.manifest import VIRTUAL, ManifestData
+from .format.manifest import NATIVE, VIRTUAL, ManifestData
 from .format.snapshot import ManifestRef, Snapshot
 from .keys import join_key, metadata_prefix, node_path_of
 from .lookup import Located, check_absent_key, locate_in, resolve_key
@@ -261,9 +261,22 @@ class Session:
 
     def read(self, key: str, window: Window | None = None) -> bytes | None:
         """The value of store key ``key`` (restricted to ``window``), or None."""
-        loc = self._locate(key)
+        loc, refs, coords = resolve_key(self._nodes, self._changes, self._prefixes, key)
+        for ref in refs:
+            loc = locate_in(self._assets.load_manifest(ref.id), coords)
+            if loc is not None:
+                break
         if loc is None:
             return None
+        if (
+            window is None
+            and self._packer is None
+            and not isinstance(loc, bytes)
+            and loc.kind == NATIVE
+        ):  # the common case, without the general path's calls
+            obj, start, end = loc.key, loc.offset, loc.offset + loc.length
+            data = self._assets.read_chunk(obj, start, end)
+            return data if len(data) == end - start else check_length(data, end - start, obj)
         plan = self._finish_read(loc, window)
         if isinstance(plan, bytes):
             return plan

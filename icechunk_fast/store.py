@@ -197,7 +197,7 @@ class IcechunkStore(Store):
         byte_range: ByteRequest | None = None,
     ) -> Buffer | None:
         validate_store_key(key)
-        data = self._session.read(key, _window(byte_range))
+        data = self._session.read(key, None if byte_range is None else _window(byte_range))
         if data is None:
             return None
         return (prototype or default_buffer_prototype()).buffer.from_bytes(data)
