@@ -18,6 +18,7 @@ from .format.ids import chunk_object_name
 from .format.manifest import INLINE, NATIVE, TOMBSTONE, VIRTUAL, ManifestData
 
 __all__ = [
+    "TOMBSTONE",
     "ChunkLocation",
     "cell_groups",
     "cell_of",
@@ -25,8 +26,10 @@ __all__ = [
     "concat_manifests",
     "lookup_row",
     "merge_changes",
+    "remap_rows",
     "resolve",
     "split_manifest",
+    "take_rows",
     "union_rows",
 ]
 
@@ -311,6 +314,3 @@ def remap_rows(
         raise ValueError("two chunks map to the same destination")
     moved = take_rows(m, src, dst)
     return merge_changes(take_rows(m, keep), moved, np.zeros(len(moved), dtype=bool))
-
-
-__all__ += ["TOMBSTONE", "remap_rows", "take_rows"]

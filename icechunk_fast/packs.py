@@ -93,7 +93,3 @@ class PackWriter:
         """
         with self._lock:
             return list(self._uploading.items())
-
-    @property
-    def buffered_bytes(self) -> int:
-        return len(self._buffer) + sum(len(v) for v in self._uploading.values())

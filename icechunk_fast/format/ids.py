@@ -9,6 +9,7 @@ import threading
 
 __all__ = [
     "ChunkIdAllocator",
+    "chunk_object_name",
     "decode_id",
     "encode_id",
     "is_valid_id",
@@ -103,6 +104,3 @@ def chunk_object_name(prefix: int, seq: int) -> str:
         + pairs[(seq >> 5) & 1023]
         + _ALPHABET[seq & 31]
     )
-
-
-__all__ += ["chunk_object_name"]
