@@ -43,6 +43,9 @@ class ChunkWriter:
         self._allocator: ChunkIdAllocator | None = None
         self.prefixes: list[int] = []  # chunk id prefixes; placements index into it
         self._packer: PackWriter | None = None
+        # True once chunks may sit in memory (a pack being filled or uploaded); a plain
+        # attribute because every read asks
+        self.has_pending = False
 
     def prefix_table(self) -> np.ndarray:
         """``prefixes`` as the manifest column type."""
@@ -67,6 +70,7 @@ class ChunkWriter:
                         lambda pack: chunk_key(self.prefixes[pack[0]], pack[1]),
                         self._pack_target,
                     )
+                    self.has_pending = True
                 packer = self._packer
         return packer
 
@@ -109,11 +113,6 @@ class ChunkWriter:
         packer = self._packer
         return None if packer is None else packer.read(key, start, end)
 
-    @property
-    def has_pending(self) -> bool:
-        """True if some chunks may still be in memory (a pack being filled or uploaded)."""
-        return self._packer is not None
-
     def flush(self) -> None:
         """Store the pack being filled and any whose upload failed or is still running."""
         packer = self._packer
@@ -127,3 +126,4 @@ class ChunkWriter:
     def forget_pending(self) -> None:
         """Drop the packs in memory (their chunks were never referenced by a commit)."""
         self._packer = None
+        self.has_pending = False

@@ -17,7 +17,7 @@ from .changeset import ChangeSet
 from .errors import InvalidInputError
 from .format.manifest import INLINE, NATIVE, TOMBSTONE, ManifestData
 from .format.snapshot import ManifestRef
-from .keys import metadata_prefix
+from .keys import METADATA_NAME, metadata_prefix
 from .manifest import ChunkLocation, chunk_key, resolve
 from .nodes import NodeTable
 
@@ -38,10 +38,11 @@ def resolve_key(nodes: NodeTable, changes: ChangeSet, prefixes: list[int], key: 
     in one of ``manifests`` (see :func:`locate_in`) or absent. ``prefixes`` are the
     session's chunk id prefixes, which its change set's refs index.
     """
-    prefix = metadata_prefix(key)
-    if prefix is not None:
-        node = nodes.live.get(prefix)
-        return (None if node is None else node.zarr_metadata), _IN_MEMORY, ()
+    if key.endswith(METADATA_NAME):  # checked first: chunk keys skip a call
+        prefix = metadata_prefix(key)
+        if prefix is not None:
+            node = nodes.live.get(prefix)
+            return (None if node is None else node.zarr_metadata), _IN_MEMORY, ()
     found = nodes.find_chunk(key)
     if found is None:
         return None, _IN_MEMORY, ()

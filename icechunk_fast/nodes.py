@@ -203,9 +203,9 @@ class NodeTable:
             head, part = (key[:cut], key[cut + 1 :]) if cut >= 0 else ("", key)
             node = live.get(head)
             if node is not None and node.node_type == "array":
-                coords = (node.layout or node.array_layout()).parse(part)
-                if coords is not None:
-                    return node, part, coords
+                match = (node.layout or node.array_layout()).grammar.fullmatch(part)
+                if match is not None:
+                    return node, part, tuple(map(int, match.groups()))
                 fallback = node, part, None
         # General case (v2 encoding, 0-d arrays): try every split point, longest first.
         pos = len(key)
