@@ -121,7 +121,7 @@ def _s3_from_url(
     kwargs = {_S3_URL_OPTIONS[k]: v for k, v in options.items()}
     storage = s3_storage(bucket=bucket, prefix=prefix, **kwargs, **policy)
     if read_only:
-        storage._set_read_only()
+        storage.make_read_only()
     return storage
 
 

@@ -87,7 +87,7 @@ class ObjectStoreStorage(AsyncRequestStorage):
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (type(self), {**self._config, **self._policy_kwargs}))
 
-    def _set_read_only(self) -> None:
+    def make_read_only(self) -> None:
         """Refuse writes from now on; kept in the config, so it survives pickling."""
         self._config["read_only"] = True
         self.read_only = True
