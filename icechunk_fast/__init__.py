@@ -35,6 +35,7 @@ from .diff import Diff
 from .errors import (
     AlreadyExistsError,
     ConflictError,
+    ErrorKind,
     FormatError,
     IcechunkError,
     InternalError,
@@ -90,6 +91,7 @@ __all__ = [
     "ConflictSolver",
     "ConflictType",
     "Diff",
+    "ErrorKind",
     "FormatError",
     "FsspecStorage",
     "GcsStorage",

@@ -8,11 +8,13 @@ stable ``kind`` string that code can match on without parsing messages.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 __all__ = [
     "AlreadyExistsError",
     "ConflictError",
+    "ErrorKind",
     "FormatError",
     "IcechunkError",
     "InternalError",
@@ -29,6 +31,59 @@ __all__ = [
 ]
 
 
+class ErrorKind(StrEnum):
+    """Every stable ``kind`` code an :class:`IcechunkError` can carry.
+
+    Codes are append-only: once released, a code keeps its meaning forever, so code that
+    matches on ``err.kind`` keeps working. Members compare equal to their strings
+    (``ErrorKind.BRANCH_NOT_FOUND == "branch-not-found"``); a test checks that every code
+    the package raises is listed here.
+    """
+
+    ALREADY_EXISTS = "already-exists"
+    BRANCH_ALREADY_EXISTS = "branch-already-exists"
+    BRANCH_NOT_FOUND = "branch-not-found"
+    CANNOT_AMEND_ROOT = "cannot-amend-root"
+    CANNOT_DELETE_MAIN = "cannot-delete-main"
+    COMMIT_CONFLICT = "commit-conflict"
+    COMMIT_UNACKNOWLEDGED = "commit-unacknowledged"
+    CORRUPT_OBJECT = "corrupt-object"
+    ICECHUNK_ERROR = "icechunk-error"
+    INTERNAL_ERROR = "internal-error"
+    INVALID_BRANCH_NAME = "invalid-branch-name"
+    INVALID_DIFF_RANGE = "invalid-diff-range"
+    INVALID_INPUT = "invalid-input"
+    INVALID_KEY = "invalid-key"
+    INVALID_METADATA = "invalid-metadata"
+    INVALID_MOVE = "invalid-move"
+    INVALID_TAG_NAME = "invalid-tag-name"
+    MOVE_NEEDS_REARRANGE_SESSION = "move-needs-rearrange-session"
+    NO_CHANGES_TO_COMMIT = "no-changes-to-commit"
+    NO_SNAPSHOT_AT_TIME = "no-snapshot-at-time"
+    NODE_ALREADY_EXISTS = "node-already-exists"
+    NODE_NOT_FOUND = "node-not-found"
+    NOT_FOUND = "not-found"
+    OBJECT_NOT_FOUND = "object-not-found"
+    READ_ONLY_SESSION = "read-only-session"
+    READ_ONLY_STORAGE = "read-only-storage"
+    READ_ONLY_STORE = "read-only-store"
+    REARRANGE_SESSION_IS_MOVE_ONLY = "rearrange-session-is-move-only"
+    REBASE_FAILED = "rebase-failed"
+    REPOSITORY_ALREADY_EXISTS = "repository-already-exists"
+    REPOSITORY_NOT_FOUND = "repository-not-found"
+    SESSION_STATE = "session-state"
+    SNAPSHOT_NOT_FOUND = "snapshot-not-found"
+    STORAGE_ERROR = "storage-error"
+    STORAGE_NOT_EMPTY = "storage-not-empty"
+    TAG_ALREADY_EXISTS = "tag-already-exists"
+    TAG_NOT_FOUND = "tag-not-found"
+    TAG_PREVIOUSLY_DELETED = "tag-previously-deleted"
+    UNSAFE_STORAGE = "unsafe-storage"
+    UNSUPPORTED_FORMAT_VERSION = "unsupported-format-version"
+    UNSUPPORTED_SPEC_VERSION = "unsupported-spec-version"
+    VIRTUAL_CHUNKS_UNSUPPORTED = "virtual-chunks-unsupported"
+
+
 class IcechunkError(Exception):
     """Root of every error raised by icechunk_fast.
 
@@ -40,12 +95,12 @@ class IcechunkError(Exception):
         A stable machine-readable code such as ``"branch-not-found"``.
     """
 
-    default_kind = "icechunk-error"
+    default_kind = ErrorKind.ICECHUNK_ERROR
 
     def __init__(self, message: str = "", *, kind: str | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.kind = kind or self.default_kind
+        self.kind = str(kind or self.default_kind)  # a plain str: pickles and prints as one
 
     def __str__(self) -> str:
         return self.message
@@ -78,7 +133,7 @@ class ConflictError(IcechunkError):
         The snapshot the branch points to now.
     """
 
-    default_kind = "commit-conflict"
+    default_kind = ErrorKind.COMMIT_CONFLICT
 
     def __init__(
         self,
@@ -112,7 +167,7 @@ class RebaseFailedError(ConflictError):
         The list of conflicts found.
     """
 
-    default_kind = "rebase-failed"
+    default_kind = ErrorKind.REBASE_FAILED
 
     def __init__(
         self, message: str = "", *, snapshot: str | None = None, conflicts: list[Any] | None = None
@@ -128,7 +183,7 @@ class RebaseFailedError(ConflictError):
 class NotFoundError(IcechunkError, KeyError):
     """Something looked up by name or id does not exist."""
 
-    default_kind = "not-found"
+    default_kind = ErrorKind.NOT_FOUND
 
     def __str__(self) -> str:  # KeyError would quote the message otherwise
         return self.message
@@ -137,31 +192,31 @@ class NotFoundError(IcechunkError, KeyError):
 class NodeNotFoundError(NotFoundError):
     """No group or array at the given path."""
 
-    default_kind = "node-not-found"
+    default_kind = ErrorKind.NODE_NOT_FOUND
 
 
 class SnapshotNotFoundError(NotFoundError):
     """No snapshot with the given id (or none at the given time)."""
 
-    default_kind = "snapshot-not-found"
+    default_kind = ErrorKind.SNAPSHOT_NOT_FOUND
 
 
 class RefNotFoundError(NotFoundError):
     """No branch or tag with the given name."""
 
-    default_kind = "branch-not-found"
+    default_kind = ErrorKind.BRANCH_NOT_FOUND
 
 
 class RepositoryNotFoundError(NotFoundError):
     """The storage location does not hold a repository."""
 
-    default_kind = "repository-not-found"
+    default_kind = ErrorKind.REPOSITORY_NOT_FOUND
 
 
 class AlreadyExistsError(IcechunkError):
     """A repository, branch or tag of that name already exists."""
 
-    default_kind = "already-exists"
+    default_kind = ErrorKind.ALREADY_EXISTS
 
 
 class ReadOnlyError(IcechunkError, ValueError):
@@ -170,34 +225,34 @@ class ReadOnlyError(IcechunkError, ValueError):
     Also a ``ValueError``, which is what zarr's own stores raise for such writes.
     """
 
-    default_kind = "read-only-session"
+    default_kind = ErrorKind.READ_ONLY_SESSION
 
 
 class InvalidInputError(IcechunkError, ValueError):
     """An argument is not acceptable (bad key, bad name, bad type)."""
 
-    default_kind = "invalid-input"
+    default_kind = ErrorKind.INVALID_INPUT
 
 
 class SessionStateError(IcechunkError):
     """The session cannot do that in its current state (e.g. nothing to commit)."""
 
-    default_kind = "session-state"
+    default_kind = ErrorKind.SESSION_STATE
 
 
 class StorageError(IcechunkError, OSError):
     """The storage backend failed."""
 
-    default_kind = "storage-error"
+    default_kind = ErrorKind.STORAGE_ERROR
 
 
 class FormatError(IcechunkError):
     """An object in the repository is corrupt, truncated or of an unknown format version."""
 
-    default_kind = "corrupt-object"
+    default_kind = ErrorKind.CORRUPT_OBJECT
 
 
 class InternalError(IcechunkError):
     """A bug in icechunk_fast; please report it."""
 
-    default_kind = "internal-error"
+    default_kind = ErrorKind.INTERNAL_ERROR

@@ -13,7 +13,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 
-from ..errors import InvalidInputError, NotFoundError, ReadOnlyError
+from ..errors import ErrorKind, InvalidInputError, NotFoundError, ReadOnlyError
 
 __all__ = ["ObjectNotFoundError", "Storage", "validate_key"]
 
@@ -25,7 +25,7 @@ MAX_KEY_LENGTH = 1024
 class ObjectNotFoundError(NotFoundError):
     """No object under that key in the storage."""
 
-    default_kind = "object-not-found"
+    default_kind = ErrorKind.OBJECT_NOT_FOUND
 
 
 def validate_key(key: object) -> str:
