@@ -14,7 +14,7 @@ import asyncio
 import dataclasses
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from .batching import CoalescePolicy
@@ -71,6 +71,8 @@ class AssetManager:
         )
         # without chunk caches a chunk read is one ranged GET: bind it directly
         self.read_chunk = self.reader.read if self.reader.caches else self.storage.get_range
+        self.read_chunks = self.reader.read_many
+        self.read_chunks_async = self.reader.read_many_async
         # manifest fetches in flight, so concurrent readers of one array share a GET
         self._inflight: dict[tuple[int, str], asyncio.Task[ManifestData]] = {}
 
@@ -312,26 +314,12 @@ class AssetManager:
     read_chunk: Callable[[str, int, int], bytes]
     """Bytes ``[start, end)`` of chunk object ``key``, through the chunk caches."""
 
+    read_chunks: Callable[..., list[bytes]]
+    """Many chunk byte ranges in one batch (:meth:`ChunkReader.read_many`)."""
+
+    read_chunks_async: Callable[..., Coroutine[Any, Any, list[bytes]]]
+    """Async twin of :attr:`read_chunks` (:meth:`ChunkReader.read_many_async`)."""
+
     async def read_chunk_async(self, key: str, start: int, end: int) -> bytes:
         """Async twin of :meth:`read_chunk`; misses are awaited."""
         return await self.reader.read_async(key, start, end)
-
-    def read_chunks(
-        self,
-        keys: Sequence[str],
-        starts: Sequence[int],
-        ends: Sequence[int],
-        policy: CoalescePolicy | None = None,
-    ) -> list[bytes]:
-        """Many chunk byte ranges in one batch (see :meth:`ChunkReader.read_many`)."""
-        return self.reader.read_many(keys, starts, ends, policy)
-
-    async def read_chunks_async(
-        self,
-        keys: Sequence[str],
-        starts: Sequence[int],
-        ends: Sequence[int],
-        policy: CoalescePolicy | None = None,
-    ) -> list[bytes]:
-        """Async twin of :meth:`read_chunks`."""
-        return await self.reader.read_many_async(keys, starts, ends, policy)

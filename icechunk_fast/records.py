@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .errors import InvalidInputError
+
 __all__ = ["ChunkType", "SessionMode", "SnapshotInfo", "SpecVersion", "Update"]
 
 
@@ -54,6 +56,21 @@ class SpecVersion(enum.IntEnum):
     @classmethod
     def current(cls) -> SpecVersion:
         return cls.v2
+
+    @staticmethod
+    def require(have: int, need: int, what: str) -> None:
+        """Refuse ``what`` on a repository of spec version ``have`` if it needs ``need``.
+
+        Raises
+        ------
+        InvalidInputError
+            ``have < need`` (kind ``unsupported-spec-version``).
+        """
+        if have < need:
+            raise InvalidInputError(
+                f"{what} needs a spec version {need} repository; this one is version {have}",
+                kind="unsupported-spec-version",
+            )
 
 
 @dataclass(frozen=True, slots=True)

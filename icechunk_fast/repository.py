@@ -283,7 +283,7 @@ class Repository:
         return self._change_metadata(metadata, replace=False)
 
     def _change_metadata(self, metadata: dict[str, Any], *, replace: bool) -> dict[str, Any]:
-        self._require_spec(2, "repository metadata")
+        SpecVersion.require(self._spec_version, 2, "repository metadata")
         _check_json(metadata, "repository metadata")
 
         def mutate(info: RepoInfo) -> dict[str, Any]:
@@ -305,14 +305,6 @@ class Repository:
         """Every mutation of the repository, newest first."""
         for op in reversed(self._assets.read_repo_info().op_records()):
             yield Update(op.kind, op.at, op.name, op.previous_snap_id, op.new_snap_id)
-
-    def _require_spec(self, version: int, what: str) -> None:
-        if self._spec_version < version:
-            raise InvalidInputError(
-                f"{what} needs a spec version {version} repository; this one is version "
-                f"{self._spec_version}",
-                kind="unsupported-spec-version",
-            )
 
     # -- branches -------------------------------------------------------------------
     def list_branches(self) -> set[str]:

@@ -45,7 +45,7 @@ from .lookup import Located, check_absent_key, locate_in, resolve_key
 from .manifest import ChunkLocation
 from .nodes import Node, NodeTable
 from .reads import check_length
-from .records import ChunkType, SessionMode
+from .records import ChunkType, SessionMode, SpecVersion
 from .store import IcechunkStore, Window
 
 __all__ = ["Session"]
@@ -205,14 +205,6 @@ class Session:
             raise SessionStateError(
                 "a rearrange session can only move nodes; use repo.writable_session(branch)",
                 kind="rearrange-session-is-move-only",
-            )
-
-    def _require_spec(self, version: int, what: str) -> None:
-        if self._spec_version < version:
-            raise InvalidInputError(
-                f"{what} needs a spec version {version} repository; this one is version "
-                f"{self._spec_version}",
-                kind="unsupported-spec-version",
             )
 
     # -- key resolution ----------------------------------------------------------------
@@ -655,7 +647,7 @@ class Session:
         ConflictError
             The branch moved since this session started.
         """
-        self._require_spec(2, "amend")
+        SpecVersion.require(self._spec_version, 2, "amend")
         merged = self._prepare_publish(message, metadata, allow_empty)
         if self._branch is None:
             raise SessionStateError("this session has no branch to amend")
@@ -733,7 +725,7 @@ class Session:
                 "moves need a rearrange session: repo.rearrange_session(branch)",
                 kind="move-needs-rearrange-session",
             )
-        self._require_spec(2, "moving nodes")
+        SpecVersion.require(self._spec_version, 2, "moving nodes")
         with self._lock:
             rearrange.move(self._nodes, self._changes, from_path, to_path)
 

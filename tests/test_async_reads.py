@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -20,27 +20,23 @@ import zarr
 from zarr.core.buffer import default_buffer_prototype
 
 import icechunk_fast as ic
-from icechunk_fast.storage import Storage
+from icechunk_fast import IcechunkStore
+from icechunk_fast.storage import Storage, WrapperStorage
 
 DELAY = 0.05
 
 
-class DelayedStorage(Storage):
+class DelayedStorage(WrapperStorage):
     """Delegates to ``inner``; every GET waits ``DELAY`` and is counted while in flight."""
 
     def __init__(self, inner: Storage) -> None:
-        self.inner = inner
-        self.supports_conditional_writes = inner.supports_conditional_writes
-        self.read_only = inner.read_only
+        super().__init__(inner)
         self.delaying = False
         self._lock = threading.Lock()
         self.in_flight = 0
         self.peak = 0
         self.blocking_gets = 0
         self.async_gets = 0
-
-    def __repr__(self) -> str:
-        return f"DelayedStorage({self.inner!r})"
 
     def _enter(self) -> None:
         with self._lock:
@@ -77,27 +73,6 @@ class DelayedStorage(Storage):
         self._blocking()
         return self.inner.get_ranges(requests)
 
-    def get_with_version(self, key: str) -> tuple[bytes, str]:
-        return self.inner.get_with_version(key)
-
-    def size(self, key: str) -> int:
-        return self.inner.size(key)
-
-    def list(self, prefix: str = "") -> Iterator[str]:
-        return self.inner.list(prefix)
-
-    def put(self, key: str, data: bytes) -> None:
-        self.inner.put(key, data)
-
-    def put_if_absent(self, key: str, data: bytes) -> bool:
-        return self.inner.put_if_absent(key, data)
-
-    def put_if_match(self, key: str, data: bytes, expected_version: str | None) -> str | None:
-        return self.inner.put_if_match(key, data, expected_version)
-
-    def delete(self, key: str) -> None:
-        self.inner.delete(key)
-
     async def get_async(self, key: str) -> bytes:
         await self._waiting()
         return self.inner.get(key)
@@ -128,6 +103,20 @@ CONFIG = ic.RepositoryConfig(
     inline_chunk_threshold_bytes=0,
     chunk_pack_target_bytes=0,  # one object per chunk: each read is its own GET
 )
+NO_PRELOAD = ic.RepositoryConfig(
+    manifest=ic.ManifestConfig(preload=ic.ManifestPreloadConfig(max_total_refs=0))
+)
+
+
+def _delayed_store(arrays: int, chunks: int) -> tuple[DelayedStorage, IcechunkStore]:
+    """A read-only store over freshly written data whose manifests are not loaded yet
+    (no preloading), and its storage, delaying from now on."""
+    storage = DelayedStorage(ic.in_memory_storage())
+    _write(storage, arrays=arrays, chunks=chunks, config=CONFIG)
+    repo = ic.Repository.open(storage, NO_PRELOAD)
+    store = repo.readonly_session(branch="main").store
+    storage.delaying = True
+    return storage, store
 
 
 @pytest.mark.parametrize("chunk_cache", [False, True], ids=["no-chunk-cache", "chunk-cache"])
@@ -154,15 +143,7 @@ async def test_concurrent_chunk_misses_overlap(chunk_cache: bool) -> None:
 
 
 async def test_concurrent_manifest_misses_overlap() -> None:
-    storage = DelayedStorage(ic.in_memory_storage())
-    _write(storage, arrays=10, chunks=1, config=CONFIG)
-    # no preloading: every array's manifest is a miss at its first read
-    config = ic.RepositoryConfig(
-        manifest=ic.ManifestConfig(preload=ic.ManifestPreloadConfig(max_total_refs=0))
-    )
-    repo = ic.Repository.open(storage, config)
-    store = repo.readonly_session(branch="main").store
-    storage.delaying = True
+    storage, store = _delayed_store(arrays=10, chunks=1)
     proto = default_buffer_prototype()
     values = await asyncio.gather(*(store.get(f"a{i}/c/0", proto) for i in range(10)))
     assert [np.frombuffer(v.to_bytes(), "f8")[0] for v in values] == list(range(10))
@@ -172,15 +153,7 @@ async def test_concurrent_manifest_misses_overlap() -> None:
 
 
 async def test_concurrent_readers_of_one_manifest_share_its_fetch() -> None:
-    storage = DelayedStorage(ic.in_memory_storage())
-    _write(storage, arrays=1, chunks=8, config=CONFIG)
-    config = ic.RepositoryConfig(
-        manifest=ic.ManifestConfig(preload=ic.ManifestPreloadConfig(max_total_refs=0))
-    )
-    repo = ic.Repository.open(storage, config)
-    store = repo.readonly_session(branch="main").store
-    storage.delaying = True
-    repo.reset_stats()
+    storage, store = _delayed_store(arrays=1, chunks=8)
     proto = default_buffer_prototype()
     values = await asyncio.gather(*(store.get(f"a0/c/{i}", proto) for i in range(8)))
     assert all(v is not None for v in values)
@@ -189,14 +162,7 @@ async def test_concurrent_readers_of_one_manifest_share_its_fetch() -> None:
 
 
 async def test_batched_async_reads_fetch_manifests_concurrently() -> None:
-    storage = DelayedStorage(ic.in_memory_storage())
-    _write(storage, arrays=6, chunks=2, config=CONFIG)
-    config = ic.RepositoryConfig(
-        manifest=ic.ManifestConfig(preload=ic.ManifestPreloadConfig(max_total_refs=0))
-    )
-    repo = ic.Repository.open(storage, config)
-    store = repo.readonly_session(branch="main").store
-    storage.delaying = True
+    storage, store = _delayed_store(arrays=6, chunks=2)
     proto = default_buffer_prototype()
     keys = [(f"a{i}/c/{j}", None) for i in range(6) for j in range(2)]
     values = await store.get_partial_values(proto, keys)

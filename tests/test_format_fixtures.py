@@ -12,8 +12,6 @@ of the fixture, so nothing can modify the committed files.
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import itertools
 import json
 import shutil
@@ -28,12 +26,20 @@ import pytest
 import zarr
 
 import icechunk_fast as ic
-from icechunk_fast.format.envelope import ObjectType, decode_object
+from icechunk_fast.format.envelope import ObjectType
 from icechunk_fast.format.ids import chunk_object_name
 from icechunk_fast.format.manifest import INLINE, NATIVE, VIRTUAL, ManifestData
 from icechunk_fast.format.repo_info import RepoInfo
 from icechunk_fast.format.snapshot import Snapshot
-from icechunk_fast.format.transaction_log import TransactionLog
+from tests.fixtures import make_format_v1 as generator
+from tests.fixtures.make_format_v1 import (
+    array_digest,
+    canonical,
+    diff_json,
+    object_files,
+    sha256,
+    store_keys,
+)
 
 FIXTURE = Path(__file__).parent / "fixtures" / "format_v1"
 EXPECTED: dict[str, Any] = json.loads((FIXTURE / "expected.json").read_text(encoding="utf-8"))
@@ -46,128 +52,16 @@ OBJECT_TYPES = {"repo": 1, "snapshots": 2, "manifests": 3, "transactions": 4, "c
 
 
 # -- helpers (the same computations as tests/fixtures/make_format_v1.py) ---------------------
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def canonical(obj: Any) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def array_digest(values: Any) -> str:
-    a = np.asarray(values)
-    if a.dtype.kind in "OUTS":
-        dtype, payload = "str", json.dumps([str(x) for x in a.ravel().tolist()]).encode()
-    else:
-        dtype, payload = a.dtype.str, np.ascontiguousarray(a).tobytes()
-    return sha256(f"{dtype}|{list(a.shape)}|".encode() + payload)
-
-
-def object_files(repo_dir: Path) -> dict[str, dict[str, Any]]:
-    out = {}
-    for path in sorted(repo_dir.rglob("*")):
-        rel = path.relative_to(repo_dir).as_posix()
-        if path.is_file() and not any(part.startswith(".") for part in rel.split("/")):
-            data = path.read_bytes()
-            out[rel] = {"sha256": sha256(data), "size": len(data)}
-    return out
-
-
-def store_keys(store: ic.IcechunkStore) -> list[str]:
-    async def collect() -> list[str]:
-        return [key async for key in store.list()]
-
-    return sorted(asyncio.run(collect()))
-
-
-def diff_json(diff: ic.Diff) -> dict[str, Any]:
-    return {
-        "new_groups": sorted(diff.new_groups),
-        "new_arrays": sorted(diff.new_arrays),
-        "deleted_groups": sorted(diff.deleted_groups),
-        "deleted_arrays": sorted(diff.deleted_arrays),
-        "updated_groups": sorted(diff.updated_groups),
-        "updated_arrays": sorted(diff.updated_arrays),
-        "updated_chunks": {
-            k: [list(map(int, c)) for c in v] for k, v in diff.updated_chunks.items()
-        },
-        "moved_nodes": [list(m) for m in diff.moved_nodes],
-    }
 
 
 def decoded_form(rel: str, data: bytes) -> Any:
-    """An object decoded with the current ``format`` decoders, as plain JSON values
-    (the generator built the same form with the decoders of 78258e5)."""
-    kind, _, name = rel.partition("/")
-    if kind == "repo":
-        info = RepoInfo.decode(data)
-        return {
-            "spec_version": info.spec_version,
-            "branches": info.branches,
-            "tags": info.tags,
-            "deleted_tags": sorted(info.deleted_tags),
-            "metadata": info.metadata,
-            "snapshots": [
-                [r.id, r.parent_id, r.written_at.isoformat(), r.message, r.metadata]
-                for r in map(info.snapshot, sorted(info.snapshots))
-            ],
-            "ops": [
-                [o.kind, o.at.isoformat(), o.name, o.previous_snap_id, o.new_snap_id]
-                for o in info.op_records()
-            ],
-        }
-    if kind == "config":
-        return json.loads(decode_object(data, ObjectType.CONFIG, "config"))
-    if kind == "snapshots":
-        snap = Snapshot.decode(data, name)
-        return {
-            "id": snap.id,
-            "parent_id": snap.parent_id,
-            "written_at": snap.written_at.isoformat(),
-            "message": snap.message,
-            "metadata": snap.metadata,
-            "nodes": [
-                [
-                    n.id,
-                    n.path,
-                    n.node_type,
-                    n.zarr_metadata.decode(),
-                    [[m.id, [list(e) for e in m.extent], m.num_refs] for m in n.manifests],
-                    None if n.split is None else list(n.split),
-                ]
-                for n in sorted(snap.nodes.values(), key=lambda n: n.path)
-            ],
-        }
-    if kind == "manifests":
-        m = ManifestData.decode(data, name)
-        return {
-            "ndim": m.ndim,
-            "coords": m.coords.tolist(),
-            "kind": m.kind.tolist(),
-            "source": m.source.tolist(),
-            "seq": m.seq.tolist(),
-            "offset": m.offset.tolist(),
-            "length": m.length.tolist(),
-            "prefixes": [int(p) for p in m.prefixes],
-            "locations": list(m.locations),
-            "inline": sha256(bytes(m.inline)),
-            "etag": None if m.etag is None else m.etag.tolist(),
-            "mtime": None if m.mtime is None else m.mtime.tolist(),
-            "etags": list(m.etags),
-        }
-    if kind == "transactions":
-        log = TransactionLog.decode(data, name)
-        return {
-            "new_groups": log.new_groups,
-            "new_arrays": log.new_arrays,
-            "deleted_groups": log.deleted_groups,
-            "deleted_arrays": log.deleted_arrays,
-            "updated_groups": log.updated_groups,
-            "updated_arrays": log.updated_arrays,
-            "updated_chunks": {k: v.tolist() for k, v in log.updated_chunks.items()},
-            "moved_nodes": [list(m) for m in log.moved_nodes],
-        }
-    raise AssertionError(f"not a metadata object: {rel}")
+    """A metadata object decoded with the current ``format`` decoders, as plain JSON
+    values: the generator's own function (which recorded the same form with the decoders
+    of 78258e5), run against the package under test."""
+    form = generator.decoded_form(rel, data)
+    if form is None:
+        raise AssertionError(f"not a metadata object: {rel}")
+    return form
 
 
 def copy_fixture(target: Path) -> Path:
