@@ -1,4 +1,4 @@
-"""The storage contract (icechunk_fast.testing.storage.StorageTests) on every built-in
+"""The storage contract (icechunk_fast.storage.testing.StorageTests) on every built-in
 backend, and what is particular to the local one and to the wrappers."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from icechunk_fast.storage import (
 )
 from icechunk_fast.storage._counting import CountingStorage
 from icechunk_fast.storage._wrapper import WrapperStorage
-from icechunk_fast.testing.storage import HOSTILE_KEYS, StorageTests
+from icechunk_fast.storage.testing import HOSTILE_KEYS, StorageTests
 from tests import _azure, _gcs, _s3
 
 BACKENDS: dict[str, Callable[[Path], Storage]] = {

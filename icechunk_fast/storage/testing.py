@@ -4,12 +4,15 @@ Every built-in backend passes it (``tests/test_storage.py`` runs it on memory, l
 disk, fsspec, S3 through s3fs and obstore, GCS and Azure emulators). A third-party
 storage is checked the same way, with pytest (and pytest-asyncio for the async twins)::
 
-    from icechunk_fast.testing.storage import StorageTests
+    from icechunk_fast.storage.testing import StorageTests
 
     class TestMyStorage(StorageTests):
         @pytest.fixture
         def storage(self, tmp_path):
             return MyStorage(tmp_path)  # empty, writable, with conditional writes
+
+(Not ``icechunk_fast.testing``: that name is kept for the Icechunk-compatible helpers,
+``icechunk.testing.strategies`` and friends, that code written for Icechunk imports.)
 
 The suite checks reads, ranged reads, missing objects, create-if-absent,
 compare-and-swap (also under racing threads), listing, deletes, refusal of keys that
@@ -24,7 +27,7 @@ import threading
 import pytest
 
 from ..errors import InvalidInputError
-from ..storage import ObjectNotFoundError, Storage
+from ._base import ObjectNotFoundError, Storage
 
 __all__ = ["HOSTILE_KEYS", "StorageTests"]
 

@@ -1,1 +1,0 @@
-"""Test helpers that ship with the package, for code built on it."""
