@@ -34,6 +34,10 @@ __all__ = ["AssetManager"]
 T = TypeVar("T")
 
 
+class _FetchAbandoned(Exception):
+    """The reader fetching a manifest for others was cancelled; they fetch it again."""
+
+
 class AssetManager:
     """Typed, cached reads and writes of one repository's objects.
 
@@ -74,7 +78,7 @@ class AssetManager:
         self.read_chunks = self.reader.read_many
         self.read_chunks_async = self.reader.read_many_async
         # manifest fetches in flight, so concurrent readers of one array share a GET
-        self._inflight: dict[tuple[int, str], asyncio.Task[ManifestData]] = {}
+        self._inflight: dict[tuple[int, str], asyncio.Future[ManifestData]] = {}
 
     def __reduce__(self) -> tuple[Any, ...]:
         # caches and counters are per process: an unpickled copy starts empty
@@ -248,26 +252,42 @@ class AssetManager:
     async def load_manifest_async(self, manifest_id: str) -> ManifestData:
         """Async twin of :meth:`load_manifest`: a miss is awaited, never blocks the loop.
 
-        Concurrent misses of one manifest on one event loop share a single fetch.
+        Concurrent misses of one manifest on one event loop share a single fetch: the
+        first reader fetches, the others wait for its result.
         """
-        cached = self._manifests.get(manifest_id)
-        if cached is not None:
-            return cached
-        loop = asyncio.get_running_loop()
-        slot = (id(loop), manifest_id)
-        task = self._inflight.get(slot)
-        if task is None:
-            task = loop.create_task(self._fetch_manifest_async(manifest_id))
-            self._inflight[slot] = task
-            task.add_done_callback(lambda _: self._inflight.pop(slot, None))
-        # shielded: one cancelled reader must not cancel the fetch the others wait for
-        return await asyncio.shield(task)
+        while True:
+            cached = self._manifests.get(manifest_id)
+            if cached is not None:
+                return cached
+            loop = asyncio.get_running_loop()
+            slot = (id(loop), manifest_id)
+            shared = self._inflight.get(slot)
+            if shared is None:
+                return await self._fetch_manifest_shared(slot, manifest_id, loop)
+            try:
+                # shielded: a waiter that is cancelled must not cancel the shared result
+                return await asyncio.shield(shared)
+            except _FetchAbandoned:
+                continue  # its fetcher was cancelled: fetch it here instead
 
-    async def _fetch_manifest_async(self, manifest_id: str) -> ManifestData:
-        manifest = await self._fetch_async(
-            manifest_key(manifest_id), lambda d: ManifestData.decode(d, manifest_id)
-        )
+    async def _fetch_manifest_shared(
+        self, slot: tuple[int, str], manifest_id: str, loop: asyncio.AbstractEventLoop
+    ) -> ManifestData:
+        shared: asyncio.Future[ManifestData] = loop.create_future()
+        self._inflight[slot] = shared
+        try:
+            manifest = await self._fetch_async(
+                manifest_key(manifest_id), lambda d: ManifestData.decode(d, manifest_id)
+            )
+        except BaseException as exc:
+            cancelled = isinstance(exc, asyncio.CancelledError)
+            shared.set_exception(_FetchAbandoned() if cancelled else exc)
+            shared.exception()  # retrieved: no warning when nobody else was waiting
+            raise
+        finally:
+            del self._inflight[slot]
         self._manifests.put(manifest_id, manifest)
+        shared.set_result(manifest)
         return manifest
 
     def load_transaction_log(self, snapshot_id: str) -> TransactionLog:

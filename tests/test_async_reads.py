@@ -169,3 +169,31 @@ async def test_batched_async_reads_fetch_manifests_concurrently() -> None:
     assert all(v is not None for v in values)
     assert storage.blocking_gets == 0
     assert storage.peak == 6  # the six manifests at once; the chunks in one batch
+
+
+async def test_a_cancelled_first_reader_does_not_fail_the_others() -> None:
+    storage, store = _delayed_store(arrays=1, chunks=4)
+    proto = default_buffer_prototype()
+    first = asyncio.ensure_future(store.get("a0/c/0", proto))  # fetches the manifest
+    await asyncio.sleep(DELAY / 5)  # its manifest GET is in flight
+    others = [asyncio.ensure_future(store.get(f"a0/c/{i}", proto)) for i in range(1, 4)]
+    await asyncio.sleep(DELAY / 5)  # the others wait for that GET
+    first.cancel()
+    values = await asyncio.gather(*others)
+    assert all(v is not None for v in values)
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    # one reader took over the fetch; one manifest GET for the three, plus three chunks
+    assert storage.async_gets == 1 + 1 + 3
+
+
+async def test_a_failed_shared_fetch_reaches_every_reader() -> None:
+    storage, store = _delayed_store(arrays=1, chunks=4)
+    for key in list(storage.inner.list("manifests/")):
+        storage.inner.put(key, b"not a manifest")
+    proto = default_buffer_prototype()
+    results = await asyncio.gather(
+        *(store.get(f"a0/c/{i}", proto) for i in range(4)), return_exceptions=True
+    )
+    assert all(isinstance(r, ic.FormatError) for r in results)
+    assert storage.async_gets == 1  # one fetch, its failure shared
