@@ -1,4 +1,9 @@
-"""Repository: create and open, refs (branches and tags), history, sessions."""
+"""Repository: create and open, refs (branches and tags), history, sessions.
+
+A facade over the object layer (assets.py) and the history functions (history.py); its
+length (a little over 600 lines) is mostly the numpydoc and the async twins of the
+public API, which Icechunk's own Python Repository has too.
+"""
 
 from __future__ import annotations
 
