@@ -36,11 +36,29 @@ class SnapshotInfo:
 
 
 class SessionMode(enum.Enum):
+    """What a session may do: read, write, or only move nodes (a rearrange session).
+
+    The lower-case names are Icechunk's; the upper-case ones are aliases of them.
+    """
+
+    readonly = "readonly"
+    writable = "writable"
+    rearrange = "rearrange"
     READONLY = "readonly"
     WRITABLE = "writable"
+    REARRANGE = "rearrange"
 
 
 class ChunkType(enum.Enum):
+    """Where a chunk's bytes are (:meth:`Session.chunk_type`).
+
+    The lower-case names are Icechunk's; the upper-case ones are aliases of them.
+    """
+
+    uninitialized = "uninitialized"
+    native = "native"
+    virtual = "virtual"
+    inline = "inline"
     UNINITIALIZED = "uninitialized"
     NATIVE = "native"
     VIRTUAL = "virtual"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -237,6 +237,26 @@ class Repository:
         """Persist this repository's current config in its storage."""
         self._assets.storage.put(CONFIG_KEY, self._config.encode())
 
+    @staticmethod
+    def fetch_spec_version(
+        storage: Storage, storage_settings: object | None = None
+    ) -> SpecVersion | None:
+        """The spec version of the repository in ``storage``, or None if there is none.
+
+        Reads only the repository's root object, so it is cheap. ``storage_settings``
+        is accepted for Icechunk compatibility and must be None.
+        """
+        if storage_settings is not None:
+            raise InvalidInputError(
+                "storage_settings are not supported here; configure the storage itself"
+            )
+        Repository._check_storage(storage)
+        try:
+            data = storage.get(REPO_INFO_KEY)
+        except ObjectNotFoundError:
+            return None
+        return SpecVersion(RepoInfo.decode(data).spec_version)
+
     def reopen(self, config: RepositoryConfig | None = None) -> Repository:
         """The same repository with ``config`` laid over the current config."""
         return Repository(self._storage, self._config.merge(config), self._spec_version)
@@ -275,6 +295,11 @@ class Repository:
         return (Repository, (self._storage, self._config, self._spec_version))
 
     # -- repository metadata and the ops log ------------------------------------------------
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The repository's own metadata (read fresh; a copy)."""
+        return self.get_metadata()
+
     def get_metadata(self) -> dict[str, Any]:
         """The repository's own metadata (not a snapshot's)."""
         return dict(self._assets.read_repo_info().metadata)
@@ -621,6 +646,36 @@ class Repository:
     async def open_or_create_async(cls, storage: Storage, *args: Any, **kwargs: Any) -> Repository:
         """Async twin of :meth:`open_or_create`."""
         return await asyncio.to_thread(cls.open_or_create, storage, *args, **kwargs)
+
+    @staticmethod
+    async def fetch_spec_version_async(
+        storage: Storage, storage_settings: object | None = None
+    ) -> SpecVersion | None:
+        """Async twin of :meth:`fetch_spec_version`."""
+        return await asyncio.to_thread(Repository.fetch_spec_version, storage, storage_settings)
+
+    @staticmethod
+    async def fetch_config_async(storage: Storage) -> RepositoryConfig | None:
+        """Async twin of :meth:`fetch_config`."""
+        return await asyncio.to_thread(Repository.fetch_config, storage)
+
+    async def reopen_async(self, config: RepositoryConfig | None = None) -> Repository:
+        """Async twin of :meth:`reopen`."""
+        return await asyncio.to_thread(self.reopen, config)
+
+    async def async_ancestry(
+        self,
+        *,
+        branch: str | None = None,
+        tag: str | None = None,
+        snapshot_id: str | None = None,
+    ) -> AsyncIterator[SnapshotInfo]:
+        """:meth:`ancestry` as an async iterator (the history is read in a worker thread)."""
+        infos = await asyncio.to_thread(
+            lambda: list(self.ancestry(branch=branch, tag=tag, snapshot_id=snapshot_id))
+        )
+        for info in infos:
+            yield info
 
     @staticmethod
     async def exists_async(storage: Storage) -> bool:

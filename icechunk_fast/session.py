@@ -17,6 +17,7 @@ unacknowledged commit, move-only) over several files for no gain in clarity.
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 import json
 import threading
@@ -113,8 +114,15 @@ class Session:
 
     @property
     def mode(self) -> SessionMode:
-        """``SessionMode.READONLY`` or ``SessionMode.WRITABLE``."""
-        return SessionMode.READONLY if self._read_only else SessionMode.WRITABLE
+        """``readonly``, ``writable``, or ``rearrange`` (a session that only moves nodes)."""
+        if self._read_only:
+            return SessionMode.readonly
+        return SessionMode.rearrange if self._rearrange else SessionMode.writable
+
+    @property
+    def config(self) -> RepositoryConfig:
+        """A copy of the repository config this session was opened with."""
+        return copy.deepcopy(self._config)
 
     @property
     def snapshot_id(self) -> str:
@@ -769,11 +777,7 @@ class Session:
                 f"got coordinates {list(chunk_coordinates)}"
             )
         loc = self._locate(join_key(node.prefix, layout.key_format.format_many(coords)[0]))
-        if loc is None:
-            return ChunkType.UNINITIALIZED
-        if isinstance(loc, bytes):
-            return ChunkType.INLINE
-        return ChunkType.VIRTUAL if loc.kind == VIRTUAL else ChunkType.NATIVE
+        return _chunk_type_of(loc)
 
     async def chunk_coordinates(
         self, array_path: str, batch_size: int = 1000
@@ -785,6 +789,42 @@ class Session:
         for start in range(0, len(coords), step):
             for row in coords[start : start + step].tolist():
                 yield tuple(row)
+
+    def get_node_id(self, path: str) -> str:
+        """The id of the group or array at absolute ``path``; it survives moves.
+
+        Raises
+        ------
+        NodeNotFoundError
+            No node at ``path``.
+        """
+        return rearrange.node_at(self._nodes, path).id
+
+    async def move_async(self, from_path: str, to_path: str) -> None:
+        """Async twin of :meth:`move`."""
+        await asyncio.to_thread(self.move, from_path, to_path)
+
+    async def chunk_type_async(
+        self, array_path: str, chunk_coordinates: Sequence[int]
+    ) -> ChunkType:
+        """Async twin of :meth:`chunk_type`; a manifest miss is awaited."""
+        node, layout = rearrange.array_at(self._nodes, array_path)
+        coords = np.asarray(list(chunk_coordinates), dtype=np.int64).reshape(1, -1)
+        if coords.shape[1] != layout.key_format.ndim:
+            raise InvalidInputError(
+                f"{array_path!r} has {layout.key_format.ndim} dimensions, "
+                f"got coordinates {list(chunk_coordinates)}"
+            )
+        key = join_key(node.prefix, layout.key_format.format_many(coords)[0])
+        return _chunk_type_of(await self._locate_async(key))
+
+    async def get_node_id_async(self, path: str) -> str:
+        """Async twin of :meth:`get_node_id`."""
+        return self.get_node_id(path)
+
+    async def status_async(self) -> Diff:
+        """Async twin of :meth:`status`."""
+        return await asyncio.to_thread(self.status)
 
     # -- rebase ------------------------------------------------------------------------
     def rebase(self, solver: ConflictSolver) -> None:
@@ -814,9 +854,21 @@ class Session:
                 )
                 self._snapshot = their_snapshot
 
+    async def rebase_async(self, solver: ConflictSolver) -> None:
+        """Async twin of :meth:`rebase`."""
+        await asyncio.to_thread(self.rebase, solver)
+
     def drop_chunk_changes(self, node_id: str, coords: np.ndarray) -> None:
         """Forget this session's writes of the chunks at ``coords`` of an array.
 
         Conflict solvers call this when the other side's chunks win.
         """
         self._changes.drop_chunks(self._nodes, node_id, coords)
+
+
+def _chunk_type_of(loc: Located) -> ChunkType:
+    if loc is None:
+        return ChunkType.uninitialized
+    if isinstance(loc, bytes):
+        return ChunkType.inline
+    return ChunkType.virtual if loc.kind == VIRTUAL else ChunkType.native
