@@ -97,7 +97,8 @@ class IcechunkError(Exception):
 
     default_kind = ErrorKind.ICECHUNK_ERROR
 
-    def __init__(self, message: str = "", *, kind: str | None = None) -> None:
+    def __init__(self, message: str = "", kind: str | None = None) -> None:
+        # (message, kind) positionally too, as Icechunk's IcechunkError takes them
         super().__init__(message)
         self.message = message
         self.kind = str(kind or self.default_kind)  # a plain str: pickles and prints as one

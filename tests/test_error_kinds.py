@@ -78,3 +78,10 @@ def test_refs_name_codes_are_members() -> None:
     with pytest.raises(ic.InvalidInputError) as info:
         ic.Repository.create(ic.in_memory_storage()).create_branch("bad name!", "x")
     assert info.value.kind in set(ErrorKind)
+
+
+def test_message_and_kind_positionally_as_in_icechunk() -> None:
+    err = ic.IcechunkError("went wrong", "internal-error")
+    assert (err.message, err.kind, str(err)) == ("went wrong", "internal-error", "went wrong")
+    assert ic.InvalidInputError("bad", ErrorKind.INVALID_KEY).kind == "invalid-key"
+    assert ic.StorageError("down").kind == ErrorKind.STORAGE_ERROR
