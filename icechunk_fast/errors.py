@@ -138,12 +138,12 @@ class ConflictError(IcechunkError):
 
     def __init__(
         self,
-        message: str = "",
-        *,
         expected_parent: str | None = None,
         actual_parent: str | None = None,
+        message: str | None = None,
         kind: str | None = None,
     ) -> None:
+        # Icechunk's argument order: (expected_parent, actual_parent, message, kind)
         if not message:
             message = (
                 f"the branch moved: expected parent {expected_parent}, found {actual_parent}; "
@@ -171,9 +171,14 @@ class RebaseFailedError(ConflictError):
     default_kind = ErrorKind.REBASE_FAILED
 
     def __init__(
-        self, message: str = "", *, snapshot: str | None = None, conflicts: list[Any] | None = None
+        self,
+        snapshot: str | None = None,
+        conflicts: list[Any] | None = None,
+        *,
+        message: str | None = None,
     ) -> None:
-        super().__init__(message or f"rebase failed on snapshot {snapshot}")
+        # Icechunk's argument order: (snapshot, conflicts)
+        super().__init__(message=message or f"rebase failed on snapshot {snapshot}")
         self.snapshot = snapshot
         self.conflicts = list(conflicts or [])
 

@@ -91,10 +91,10 @@ def commits_since(info: RepoInfo, branch: str, base_id: str) -> list[str]:
     chain = snapshots_after(info, base_id, tip)
     if chain is None:
         raise ConflictError(
-            f"branch {branch!r} was reset to a history that does not contain "
-            f"{base_id}; this session cannot be rebased onto it",
             expected_parent=base_id,
             actual_parent=tip,
+            message=f"branch {branch!r} was reset to a history that does not contain "
+            f"{base_id}; this session cannot be rebased onto it",
         )
     return chain
 

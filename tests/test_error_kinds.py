@@ -85,3 +85,14 @@ def test_message_and_kind_positionally_as_in_icechunk() -> None:
     assert (err.message, err.kind, str(err)) == ("went wrong", "internal-error", "went wrong")
     assert ic.InvalidInputError("bad", ErrorKind.INVALID_KEY).kind == "invalid-key"
     assert ic.StorageError("down").kind == ErrorKind.STORAGE_ERROR
+
+
+def test_conflict_errors_take_icechunks_argument_order() -> None:
+    err = ic.ConflictError("A", "B")
+    assert (err.expected_parent, err.actual_parent) == ("A", "B")
+    assert "A" in str(err) and "B" in str(err) and err.kind == ErrorKind.COMMIT_CONFLICT
+    failed = ic.RebaseFailedError("SNAP", [])
+    assert failed.snapshot == "SNAP" and failed.conflicts == []
+    assert isinstance(failed, ic.ConflictError) and failed.kind == ErrorKind.REBASE_FAILED
+    back = pickle.loads(pickle.dumps(failed))
+    assert (back.snapshot, back.kind, str(back)) == ("SNAP", failed.kind, str(failed))

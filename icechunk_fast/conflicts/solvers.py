@@ -19,9 +19,9 @@ class ConflictDetector(ConflictSolver):
     ) -> None:
         if conflicts:
             raise RebaseFailedError(
-                _failure_message(their_snapshot_id, conflicts),
-                snapshot=their_snapshot_id,
-                conflicts=conflicts,
+                their_snapshot_id,
+                conflicts,
+                message=_failure_message(their_snapshot_id, conflicts),
             )
 
 
@@ -79,9 +79,9 @@ class BasicConflictSolver(ConflictSolver):
                 unsolved.append(c)
         if unsolved:
             raise RebaseFailedError(
-                _failure_message(their_snapshot_id, unsolved),
-                snapshot=their_snapshot_id,
-                conflicts=unsolved,
+                their_snapshot_id,
+                unsolved,
+                message=_failure_message(their_snapshot_id, unsolved),
             )
         for c in take_theirs:
             assert c.node_id is not None and c.conflicted_chunks is not None
