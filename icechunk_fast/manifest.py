@@ -24,7 +24,6 @@ __all__ = [
     "cell_of",
     "chunk_key",
     "concat_manifests",
-    "lookup_row",
     "merge_changes",
     "remap_rows",
     "resolve",
@@ -55,13 +54,6 @@ class ChunkLocation:
     data: bytes | None = None
     etag: str | None = None
     mtime: int | None = None
-
-
-def lookup_row(manifest: ManifestData, coords: tuple[int, ...]) -> int:
-    """Row of ``coords`` in ``manifest`` or -1."""
-    if len(coords) != manifest.ndim or not len(manifest):
-        return -1
-    return kernels.lookup_one(manifest.coords, coords)
 
 
 def resolve(manifest: ManifestData, row: int) -> ChunkLocation:

@@ -34,11 +34,6 @@ class ArrayLayout:
     def __post_init__(self) -> None:
         self.grammar = self.key_format.grammar
 
-    def parse(self, part: str) -> tuple[int, ...] | None:
-        """Coordinates of chunk key part ``part``, or None if it is not one."""
-        match = self.grammar.fullmatch(part)
-        return None if match is None else tuple(map(int, match.groups()))
-
 
 @dataclass(slots=True)
 class Node:

@@ -81,7 +81,6 @@ class Session:
         self._read_only = read_only
         self._inline_threshold = config.inline_threshold
         self._writer = ChunkWriter(assets, config.pack_target_bytes)
-        self._prefixes = self._writer.prefixes  # the change set's refs index these
         # writers from several threads (dask, zarr's sync pipeline) share one session
         self._lock = threading.RLock()
         self._preloads = list(preloads)  # background manifest fetches (preload.py)
@@ -217,7 +216,7 @@ class Session:
 
     # -- key resolution ----------------------------------------------------------------
     def _resolve(self, key: str) -> tuple[Located, Sequence[ManifestRef], tuple[int, ...]]:
-        return resolve_key(self._nodes, self._changes, self._prefixes, key)
+        return resolve_key(self._nodes, self._changes, self._writer.prefixes, key)
 
     def _locate(self, key: str) -> Located:
         """Metadata bytes, inline chunk bytes, a chunk location, or None if absent."""
@@ -265,7 +264,7 @@ class Session:
 
     def read(self, key: str, window: Window | None = None) -> bytes | None:
         """The value of store key ``key`` (restricted to ``window``), or None."""
-        loc, refs, coords = resolve_key(self._nodes, self._changes, self._prefixes, key)
+        loc, refs, coords = resolve_key(self._nodes, self._changes, self._writer.prefixes, key)
         for ref in refs:
             loc = locate_in(self._assets.load_manifest(ref.id), coords)
             if loc is not None:
@@ -769,6 +768,10 @@ class Session:
 
     def chunk_type(self, array_path: str, chunk_coordinates: Sequence[int]) -> ChunkType:
         """Whether a chunk is uninitialized, inline, native or virtual."""
+        return _chunk_type_of(self._locate(self._chunk_key(array_path, chunk_coordinates)))
+
+    def _chunk_key(self, array_path: str, chunk_coordinates: Sequence[int]) -> str:
+        """The store key of one chunk of the array at ``array_path``."""
         node, layout = rearrange.array_at(self._nodes, array_path)
         coords = np.asarray(list(chunk_coordinates), dtype=np.int64).reshape(1, -1)
         if coords.shape[1] != layout.key_format.ndim:
@@ -776,8 +779,7 @@ class Session:
                 f"{array_path!r} has {layout.key_format.ndim} dimensions, "
                 f"got coordinates {list(chunk_coordinates)}"
             )
-        loc = self._locate(join_key(node.prefix, layout.key_format.format_many(coords)[0]))
-        return _chunk_type_of(loc)
+        return join_key(node.prefix, layout.key_format.format_many(coords)[0])
 
     async def chunk_coordinates(
         self, array_path: str, batch_size: int = 1000
@@ -808,14 +810,7 @@ class Session:
         self, array_path: str, chunk_coordinates: Sequence[int]
     ) -> ChunkType:
         """Async twin of :meth:`chunk_type`; a manifest miss is awaited."""
-        node, layout = rearrange.array_at(self._nodes, array_path)
-        coords = np.asarray(list(chunk_coordinates), dtype=np.int64).reshape(1, -1)
-        if coords.shape[1] != layout.key_format.ndim:
-            raise InvalidInputError(
-                f"{array_path!r} has {layout.key_format.ndim} dimensions, "
-                f"got coordinates {list(chunk_coordinates)}"
-            )
-        key = join_key(node.prefix, layout.key_format.format_many(coords)[0])
+        key = self._chunk_key(array_path, chunk_coordinates)
         return _chunk_type_of(await self._locate_async(key))
 
     async def get_node_id_async(self, path: str) -> str:
